@@ -1,0 +1,127 @@
+"""Task options: one frozen dataclass, validated once, readable from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+from ladon_tasks.constants import DEFAULT_KEY_PREFIX, ENV_PREFIX
+from ladon_tasks.exceptions import ConfigurationError
+
+#: Execution modes and what each one needs.
+THREAD_MODE = "thread"
+PROCESS_MODE = "process"
+MODES = (THREAD_MODE, PROCESS_MODE)
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _default_processes() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """How tasks run and where their state lives.
+
+    Every field can be given to :class:`~ladon_tasks.TaskWSGIApplication` as a keyword,
+    on the ``ladon-tasks serve`` command line, or as ``LADON_TASKS_<FIELD>`` in the
+    environment (``LADON_TASKS_REDIS_URL=redis://...``).
+    """
+
+    #: ``"thread"`` (state in process memory) or ``"process"`` (worker processes, Redis).
+    mode: str = THREAD_MODE
+    #: Size of the thread pool that runs thread-mode tasks.
+    threads: int = 8
+    #: Size of the worker-process pool of each server process in process mode.
+    processes: int = field(default_factory=_default_processes)
+    #: Redis URL (``redis://``, ``rediss://``, ``unix://``); required by process mode.
+    redis_url: str | None = None
+    #: Prefix of every Redis key.
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    #: Seconds a finished task's record and result are kept.
+    result_ttl: float = 3600.0
+    #: Seconds between two progress writes to Redis from one task (coalescing window).
+    progress_interval: float = 0.1
+    #: Seconds between two heartbeats of a running process-mode task.
+    heartbeat_interval: float = 1.0
+    #: A running task whose heartbeat is older than this many seconds is reported lost.
+    lost_after: float = 10.0
+    #: Seconds a stopping server waits for running tasks before it records them lost.
+    grace_period: float = 10.0
+    #: Send exception tracebacks to clients in faults (never in production).
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigurationError(f"mode={self.mode!r} is unknown: use one of {MODES}")
+        for name in ("threads", "processes"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
+        for name in ("result_ttl", "progress_interval", "heartbeat_interval", "lost_after"):
+            if float(getattr(self, name)) <= 0:
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if self.lost_after <= self.heartbeat_interval:
+            raise ConfigurationError("lost_after must be longer than heartbeat_interval")
+        if self.mode == PROCESS_MODE and not self.redis_url:
+            raise ConfigurationError(
+                "mode='process' keeps task state in Redis: give redis_url='redis://host:6379/0' "
+                "(or --redis-url, or LADON_TASKS_REDIS_URL)"
+            )
+        if self.redis_url is not None:
+            validate_redis_url(self.redis_url)
+
+    def with_options(self, **options: Any) -> TaskConfig:
+        """A copy with ``options`` replaced; unknown names raise ConfigurationError."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown task option(s) {unknown}: known are {sorted(known)}")
+        return replace(self, **{k: _coerce(k, v) for k, v in options.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> TaskConfig:
+        """Build from ``LADON_TASKS_*`` variables, then apply keyword ``overrides``."""
+        environ = os.environ if environ is None else environ
+        options: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                options[f.name] = raw
+        options.update({k: v for k, v in overrides.items() if v is not None})
+        return cls().with_options(**options) if options else cls()
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(TaskConfig)}[name]
+    try:
+        if kind == "bool" and isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return lowered in ("1", "true", "yes", "on")
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name}={value!r} is not a valid {kind}") from None
+    return value
+
+
+def validate_redis_url(url: str) -> str:
+    """Check that ``url`` is a Redis URL redis-py can open; return it unchanged."""
+    scheme = urlparse(url).scheme
+    if scheme not in _REDIS_SCHEMES:
+        raise ConfigurationError(
+            f"redis_url={url!r}: the scheme must be one of {', '.join(_REDIS_SCHEMES)}"
+        )
+    return url
+
+
+def redis_url_for_host(host: str) -> str:
+    """The URL of Ladon 1.0.7's ``tasktype={'redis_server': host}`` form (port 6379, db 0)."""
+    if "://" in host:
+        return validate_redis_url(host)
+    return f"redis://{host}:6379/0"

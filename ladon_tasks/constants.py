@@ -1,0 +1,18 @@
+"""Names and defaults shared by every part of ladon_tasks."""
+
+from __future__ import annotations
+
+#: Default prefix of every Redis key ladon_tasks writes.
+DEFAULT_KEY_PREFIX = "ladon_tasks"
+#: Redis key of one task's hash: ``{prefix}:task:{task_id}``.
+TASK_KEY = "task"
+#: Redis key that says a server process is alive: ``{prefix}:owner:{owner_id}``.
+OWNER_KEY = "owner"
+
+#: Prefix of environment variables read by :meth:`TaskConfig.from_env`.
+ENV_PREFIX = "LADON_TASKS_"
+
+#: Key under which TaskWSGIApplication puts its engine into the WSGI environ.
+ENVIRON_ENGINE_KEY = "ladon_tasks.engine"
+#: Keyword through which a task reports progress (Ladon's documented name).
+UPDATE_PROGRESS_KW = "update_progress"

@@ -1,0 +1,178 @@
+"""The task engine: records a task, hands it to an executor, answers status and result.
+
+It knows nothing of Ladon or WSGI. One engine serves one application; each mode has its
+own store and executor, made at first use so that building an engine opens no socket
+and starts no thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ladon_tasks.config import PROCESS_MODE, THREAD_MODE, TaskConfig
+from ladon_tasks.exceptions import (
+    ConfigurationError,
+    ResultNotReady,
+    ShuttingDown,
+    TaskFailed,
+    TaskLost,
+    TaskNotFound,
+)
+from ladon_tasks.executors.base import Executor
+from ladon_tasks.ids import new_task_id, validate_task_id
+from ladon_tasks.stores.base import TaskStore
+from ladon_tasks.task import TaskRecord, TaskState
+
+log = logging.getLogger(__name__)
+
+
+class TaskEngine:
+    """Starts tasks and reads their state, in thread mode or in process mode."""
+
+    def __init__(self, config: TaskConfig | None = None) -> None:
+        self.config = config or TaskConfig()
+        self._stores: dict[tuple[str, str | None], TaskStore] = {}
+        self._executors: dict[tuple[str, str | None], Executor] = {}
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    # -- parts, made at first use -----------------------------------------------------
+
+    def _route(self, mode: str | None, redis_url: str | None) -> tuple[str, str | None]:
+        mode = mode or self.config.mode
+        if mode == THREAD_MODE:
+            return (THREAD_MODE, None)
+        url = redis_url or self.config.redis_url
+        if not url:
+            raise ConfigurationError(
+                "a process-mode task needs Redis: give redis_url= to the application, "
+                "--redis-url to ladon-tasks serve, or LADON_TASKS_REDIS_URL"
+            )
+        return (PROCESS_MODE, url)
+
+    def store(self, mode: str | None = None, redis_url: str | None = None) -> TaskStore:
+        """The store of ``mode`` (the configured mode if None)."""
+        route = self._route(mode, redis_url)
+        store = self._stores.get(route)
+        if store is None:
+            with self._lock:
+                store = self._stores.get(route) or self._make_store(route)
+                self._stores[route] = store
+        return store
+
+    def executor(self, mode: str | None = None, redis_url: str | None = None) -> Executor:
+        """The executor of ``mode`` (the configured mode if None)."""
+        route = self._route(mode, redis_url)
+        executor = self._executors.get(route)
+        if executor is None:
+            store = self.store(*route)
+            with self._lock:
+                executor = self._executors.get(route) or self._make_executor(route, store)
+                self._executors[route] = executor
+        return executor
+
+    def _make_store(self, route: tuple[str, str | None]) -> TaskStore:
+        config = self.config
+        if route[0] == THREAD_MODE:
+            from ladon_tasks.stores.memory import MemoryStore
+
+            return MemoryStore(result_ttl=config.result_ttl)
+        from ladon_tasks.stores.redis import RedisStore
+
+        return RedisStore(
+            route[1] or "",
+            key_prefix=config.key_prefix,
+            result_ttl=config.result_ttl,
+            progress_interval=config.progress_interval,
+            heartbeat_interval=config.heartbeat_interval,
+            lost_after=config.lost_after,
+        )
+
+    def _make_executor(self, route: tuple[str, str | None], store: TaskStore) -> Executor:
+        if route[0] == THREAD_MODE:
+            from ladon_tasks.executors.thread import ThreadExecutor
+
+            return ThreadExecutor(store, self.config.threads, debug=self.config.debug)
+        from ladon_tasks.executors.process import ProcessExecutor
+        from ladon_tasks.stores.redis import RedisStore
+
+        assert isinstance(store, RedisStore)
+        config = self.config if route[1] == self.config.redis_url else self.config.with_options(
+            redis_url=route[1])
+        return ProcessExecutor(store, config)
+
+    # -- tasks ------------------------------------------------------------------------
+
+    def start(self, method: str, job: Any, mode: str | None = None, redis_url: str | None = None) -> str:
+        """Record a new queued task and submit ``job``; return its id.
+
+        Thread mode takes a callable ``job(update_progress)``; process mode a worker job
+        dict (see :mod:`ladon_tasks.executors.worker`). Raises StoreUnavailable, with
+        nothing recorded, if the store cannot be written.
+        """
+        if self._stopping:
+            raise ShuttingDown("this server process is stopping and accepts no new task")
+        executor = self.executor(mode, redis_url)
+        store = self.store(mode, redis_url)
+        executor.prepare()
+        record = TaskRecord(task_id=new_task_id(), method=method, created=time.time(),
+                            owner=executor.owner)
+        store.create(record)
+        executor.submit(record.task_id, job)
+        return record.task_id
+
+    def status(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> TaskRecord:
+        """The task's record; raises InvalidTaskId or TaskNotFound."""
+        task_id = validate_task_id(task_id)
+        record = self.store(mode, redis_url).get(task_id)
+        if record is None:
+            raise TaskNotFound(
+                f"no task {task_id}: it was never started here, or it ended more than "
+                f"{self.config.result_ttl:g} s ago and its record expired"
+            )
+        return record
+
+    def result(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> Any:
+        """The stored result of a succeeded task (encoded form in process mode).
+
+        Raises ResultNotReady, TaskFailed, TaskLost, TaskNotFound or InvalidTaskId.
+        """
+        record = self.status(task_id, mode, redis_url)
+        if record.state is TaskState.SUCCEEDED:
+            return self.store(mode, redis_url).get_result(record.task_id)
+        if record.state is TaskState.FAILED:
+            raise TaskFailed(record.task_id, record.error)
+        if record.state is TaskState.LOST:
+            raise TaskLost(record.task_id, record.error)
+        raise ResultNotReady(
+            f"task {record.task_id} is still {record.state.value} "
+            f"(progress {record.progress:.0%}): ask for its result when its state is "
+            f"'{TaskState.SUCCEEDED.value}'"
+        )
+
+    def shutdown(self, grace_period: float | None = None) -> list[str]:
+        """Refuse new tasks, give running ones ``grace_period`` s, record the rest lost.
+
+        Returns the ids of the tasks recorded lost.
+        """
+        self._stopping = True
+        grace = self.config.grace_period if grace_period is None else grace_period
+        lost: list[str] = []
+        for route, executor in list(self._executors.items()):
+            unfinished = executor.shutdown(grace)
+            store = self._stores[route]
+            for task_id in unfinished:
+                try:
+                    if store.finish(task_id, TaskState.LOST, time.time(),
+                                    error="TaskLost: the server process stopped before the task ended"):
+                        lost.append(task_id)
+                except Exception:  # the store may be gone too; nothing more to do
+                    log.warning("could not record task %s lost", task_id, exc_info=True)
+        for store in self._stores.values():
+            store.close()
+        if lost:
+            log.warning("recorded %d unfinished task(s) lost at shutdown", len(lost))
+        return lost

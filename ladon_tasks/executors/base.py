@@ -1,0 +1,24 @@
+"""What the engine asks of an executor."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+class Executor(ABC):
+    """Runs submitted tasks on a bounded pool; tasks beyond the pool wait queued."""
+
+    #: Who holds this executor's queued tasks (host, process), stored in each record.
+    owner: str = ""
+
+    def prepare(self) -> None:
+        """Make the pool ready; called before every task is recorded, so keep it cheap."""
+
+    @abstractmethod
+    def submit(self, task_id: str, job: Any) -> None:
+        """Queue ``job`` for the already recorded task ``task_id``."""
+
+    @abstractmethod
+    def shutdown(self, grace_period: float) -> list[str]:
+        """Stop taking tasks, wait up to ``grace_period`` s; return ids of unfinished tasks."""

@@ -1,0 +1,126 @@
+"""The worker-process side of multiprocessing mode.
+
+A job is a JSON-able dict: ``task_id``, ``entry`` (``"module:function"``) and ``payload``.
+The worker imports ``entry`` and calls it with the payload; it returns the pair
+``(call, encode)`` that :func:`~ladon_tasks.runner.run_task` needs. The engine thus knows
+nothing of Ladon: the Ladon glue provides the entry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ladon_tasks.config import TaskConfig
+from ladon_tasks.progress import get_current_task
+from ladon_tasks.runner import run_task
+from ladon_tasks.stores.redis import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker process needs from the server process that started it."""
+
+    config: TaskConfig
+    sys_path: list[str]
+    log_level: int = logging.INFO
+
+
+class TaskIdFilter(logging.Filter):
+    """Tags every record logged while a task runs with ``task_id`` and a ``[task …]`` prefix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        task = get_current_task()
+        record.task_id = task.task_id if task else None
+        if task and not getattr(record, "_ladon_tasks_tagged", False):
+            record.msg = f"[task {task.task_id}] {record.getMessage()}"
+            record.args = None
+            record._ladon_tasks_tagged = True
+        return True
+
+
+class QueueSender(logging.Handler):
+    """Sends records to the server process's multiprocessing-logging receiver."""
+
+    def __init__(self, queue: Any) -> None:
+        super().__init__()
+        self.queue = queue
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.args:
+                record.msg = record.getMessage()
+                record.args = None
+            if record.exc_info:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+                record.exc_info = None
+            self.queue.put_nowait(record)
+        except Exception:
+            self.handleError(record)
+
+
+_store: RedisStore | None = None
+_settings: WorkerSettings | None = None
+_owner = ""
+
+
+def init_worker(settings: WorkerSettings, log_queue: Any) -> None:
+    """Pool initializer: paths, logging to the server, and this process's Redis store."""
+    global _store, _settings, _owner
+    # Ctrl-C in a development server reaches the whole process group: the server
+    # decides when workers stop, not the terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for entry in settings.sys_path:
+        if entry not in sys.path:
+            sys.path.append(entry)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    sender = QueueSender(log_queue)
+    sender.addFilter(TaskIdFilter())
+    root.addHandler(sender)
+    root.setLevel(settings.log_level)
+    importlib.import_module("ladon_tasks")
+    config = settings.config
+    _settings = settings
+    _store = RedisStore(
+        config.redis_url or "",
+        key_prefix=config.key_prefix,
+        result_ttl=config.result_ttl,
+        progress_interval=config.progress_interval,
+        heartbeat_interval=config.heartbeat_interval,
+        lost_after=config.lost_after,
+    )
+    _owner = f"{os.uname().nodename}:{os.getpid()}"
+
+
+def resolve_entry(entry: str) -> Callable[[dict], tuple[Callable, Callable]]:
+    """Import ``"module:function"``."""
+    module_name, _, function_name = entry.partition(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def run_job(job: dict) -> str | None:
+    """Run one job in this worker; returns the end state's value."""
+    assert _store is not None and _settings is not None, "init_worker was not called"
+    task_id = job["task_id"]
+    try:
+        call, encode = resolve_entry(job["entry"])(job["payload"])
+    except Exception as exc:
+        log.error("task %s cannot be prepared in the worker", task_id, exc_info=True)
+
+        def call(update_progress: Any, exc: Exception = exc) -> Any:
+            raise exc
+
+        def encode(value: Any) -> Any:
+            return value
+
+    state = run_task(_store, task_id, _owner, call, encode, debug=_settings.config.debug)
+    return None if state is None else state.value

@@ -1,0 +1,1 @@
+"""The only part of ladon_tasks that knows Ladon: decorator, endpoints, WSGI application."""

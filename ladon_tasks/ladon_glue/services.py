@@ -1,0 +1,43 @@
+"""Import service modules so that their task methods are ladon_tasks methods."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import threading
+from types import ModuleType
+from typing import Iterator
+
+_swap_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def ladon_ladonize_is_ours() -> Iterator[None]:
+    """While it lasts, ``from ladon.ladonizer import ladonize`` gives ladon_tasks' ladonize."""
+    import ladon.ladonizer
+    import ladon.ladonizer.decorator
+
+    from ladon_tasks.ladon_glue.decorator import ladonize
+
+    with _swap_lock:
+        saved = ladon.ladonizer.ladonize, ladon.ladonizer.decorator.ladonize
+        ladon.ladonizer.ladonize = ladon.ladonizer.decorator.ladonize = ladonize
+        try:
+            yield
+        finally:
+            ladon.ladonizer.ladonize, ladon.ladonizer.decorator.ladonize = saved
+
+
+def import_service_modules(names: list[str], path_list: list[str] | None = None) -> list[ModuleType]:
+    """Import ``names`` (after adding ``path_list`` to ``sys.path``) and adopt every
+    task method Ladon registered on its own, so Ladon's built-in tasktype never runs."""
+    from ladon_tasks.ladon_glue.endpoints import adopt_ladon_task_methods
+
+    for path in path_list or []:
+        if path not in sys.path:
+            sys.path.append(path)
+    with ladon_ladonize_is_ours():
+        modules = [importlib.import_module(name) for name in names]
+    adopt_ladon_task_methods()
+    return modules

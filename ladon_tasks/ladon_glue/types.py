@@ -1,0 +1,54 @@
+"""The LadonTypes a task method's three endpoints answer with."""
+
+from __future__ import annotations
+
+from ladon.types.ladontype import LadonType
+
+_TASK_ID = {
+    "type": str,
+    "doc": "Opaque task id: 22 URL-safe characters carrying 128 random bits",
+}
+
+
+class TaskInfoResponse(LadonType):
+    """What starting a task returns: the id to poll ``<method>_progress`` and fetch ``<method>_result`` with."""
+
+    task_id = _TASK_ID
+
+
+class TaskProgressResponse(LadonType):
+    """Where a task is: what ``<method>_progress`` returns."""
+
+    task_id = _TASK_ID
+    state = {
+        "type": str,
+        "doc": "queued, running, succeeded, failed or lost",
+    }
+    done = {
+        "type": bool,
+        "doc": "True once the task has ended (succeeded, failed or lost)",
+    }
+    progress = {
+        "type": float,
+        "doc": "Between 0.0 and 1.0; 0.0 when the task starts, 1.0 when it succeeds",
+    }
+    duration = {
+        "type": float,
+        "doc": "Seconds the task has run; grows while it runs, frozen once it ends; 0.0 while queued",
+    }
+    starttime = {
+        "type": float,
+        "doc": "When the task started running, in seconds since the epoch; 0.0 while queued",
+    }
+    createtime = {
+        "type": float,
+        "doc": "When the task was accepted, in seconds since the epoch",
+    }
+    endtime = {
+        "type": float,
+        "doc": "When the task ended, in seconds since the epoch; 0.0 until then",
+    }
+    error = {
+        "type": str,
+        "doc": "'ExceptionType: message' if the task failed or was lost, else empty",
+    }

@@ -1,0 +1,98 @@
+"""TaskWSGIApplication: Ladon's WSGI application with ladon_tasks' task methods."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Iterable
+
+from ladon.server import NO_LOGGING
+from ladon.server.wsgi_application import LadonWSGIApplication
+
+from ladon_tasks.config import THREAD_MODE, TaskConfig
+from ladon_tasks.constants import ENVIRON_ENGINE_KEY
+from ladon_tasks.engine import TaskEngine
+from ladon_tasks.ladon_glue.faults import ENVIRON_DEBUG_KEY, install_sanitizing_dispatcher
+from ladon_tasks.ladon_glue.services import import_service_modules
+
+log = logging.getLogger("ladon_tasks")
+
+_SERVER_ERROR_BODY = b"The server could not process this request; details are in the server log.\n"
+
+
+class TaskWSGIApplication(LadonWSGIApplication):
+    """The WSGI application for services with task methods.
+
+    Takes ``LadonWSGIApplication``'s arguments, plus either ``config`` (a
+    :class:`~ladon_tasks.TaskConfig`) or task options as keywords (``mode``,
+    ``redis_url``, ``threads``, ...; see TaskConfig). Options not given come from
+    ``LADON_TASKS_*`` environment variables, then from TaskConfig's defaults.
+
+    Service modules may use ``ladon_tasks.ladonize`` or Ladon's own
+    ``ladon.ladonizer.ladonize``: task methods run through ladon_tasks either way.
+    """
+
+    def __init__(
+        self,
+        service_list: str | list[str],
+        path_list: str | list[str] | None = None,
+        catalog_name: str | None = None,
+        catalog_desc: str | None = None,
+        logging: int = NO_LOGGING,
+        *,
+        config: TaskConfig | None = None,
+        **task_options: Any,
+    ) -> None:
+        base = config if config is not None else TaskConfig.from_env()
+        self.task_config = base.with_options(**task_options) if task_options else base
+        self.engine = TaskEngine(self.task_config)
+        self._warned_multiprocess = False
+        self._closed = threading.Event()
+        services = [service_list] if isinstance(service_list, str) else list(service_list)
+        paths = [path_list] if isinstance(path_list, str) else list(path_list or [])
+        install_sanitizing_dispatcher()
+        import_service_modules(services, paths)
+        super().__init__(services, paths or None, catalog_name, catalog_desc, logging)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        environ[ENVIRON_ENGINE_KEY] = self.engine
+        environ[ENVIRON_DEBUG_KEY] = self.task_config.debug
+        if environ.get("wsgi.multiprocess") and not self._warned_multiprocess:
+            self._warn_multiprocess()
+        if self.task_config.debug:
+            return super().__call__(environ, start_response)
+        captured: list = []
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            captured[:] = [status, headers, exc_info]
+            return lambda data: None
+
+        body = super().__call__(environ, capture)
+        status, headers, exc_info = captured
+        if status.startswith("500"):
+            # Ladon answers an unexpected error with its traceback as the body.
+            text = b"".join(body) if isinstance(body, list) else b""
+            log.error("request %s %s failed:\n%s", environ.get("REQUEST_METHOD"),
+                      environ.get("PATH_INFO"), text.decode("utf-8", "replace"))
+            body = [_SERVER_ERROR_BODY]
+            headers = [("Content-Type", "text/plain; charset=UTF-8"),
+                       ("Content-Length", str(len(_SERVER_ERROR_BODY)))]
+        start_response(status, headers, exc_info)
+        return body
+
+    def _warn_multiprocess(self) -> None:
+        self._warned_multiprocess = True
+        if self.task_config.mode == THREAD_MODE:
+            log.warning(
+                "this WSGI server runs several processes, but ladon_tasks is in thread mode: a task "
+                "is visible only to the process that started it. Use multiprocessing mode "
+                "(mode='process', redis_url=...) or run one process."
+            )
+
+    def close(self, grace_period: float | None = None) -> list[str]:
+        """Stop: refuse new tasks, let running ones finish within the grace period, record
+        the rest lost. Returns the ids of tasks recorded lost. Idempotent."""
+        if self._closed.is_set():
+            return []
+        self._closed.set()
+        return self.engine.shutdown(grace_period)

@@ -1,0 +1,60 @@
+"""How a running task reports progress: ``kw['update_progress']`` and ``get_current_task()``."""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+from typing import Callable
+
+from ladon_tasks.stores.base import ProgressSink
+
+UpdateProgress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """The task the current thread is running: its id and its progress reporter."""
+
+    task_id: str
+    update_progress: UpdateProgress
+
+
+_current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
+    "ladon_tasks_current_task", default=None
+)
+
+
+def get_current_task() -> TaskContext | None:
+    """The task running in this thread, or None outside a task.
+
+    For code deep in the call stack that has no ``kw``::
+
+        get_current_task().update_progress(0.5)
+    """
+    return _current_task.get()
+
+
+def make_update_progress(sink: ProgressSink) -> UpdateProgress:
+    """The ``update_progress`` function handed to a task: clamps to [0, 1], ignores NaN."""
+
+    def update_progress(value: float) -> None:
+        value = float(value)
+        if value < 0.0:
+            value = 0.0
+        elif value > 1.0:
+            value = 1.0
+        elif value != value:
+            return
+        sink(value)
+
+    return update_progress
+
+
+def enter_task(context: TaskContext) -> contextvars.Token:
+    """Make ``context`` the current task of this thread until :func:`leave_task`."""
+    return _current_task.set(context)
+
+
+def leave_task(token: contextvars.Token) -> None:
+    """Undo :func:`enter_task`."""
+    _current_task.reset(token)
