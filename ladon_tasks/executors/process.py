@@ -61,6 +61,10 @@ class ProcessExecutor(Executor):
     def _start_pool(self) -> None:
         context = multiprocessing.get_context(self.start_method)
         self._log_handler = MultiProcessingHandler("ladon-tasks-workers", sub_handler=_Redispatch())
+        # multiprocessing-logging makes its queue in the default (fork) context, which a
+        # forkserver child cannot receive; its receiving thread reads ``queue`` afresh on
+        # every turn, so a queue of our context takes over before any worker exists.
+        self._log_handler.queue = context.Queue(-1)
         settings = worker.WorkerSettings(
             config=self.config,
             sys_path=list(sys.path),

@@ -1,0 +1,136 @@
+"""Real parts for the tests: a redis-server on a free port and live WSGI servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import redis
+from werkzeug.serving import make_server
+
+import ladon_tasks  # noqa: F401  (applies the Ladon shims before any test module imports Ladon)
+
+HERE = Path(__file__).resolve().parent
+SERVICES_DIR = str(HERE / "services")
+if SERVICES_DIR not in sys.path:
+    sys.path.insert(0, SERVICES_DIR)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """One redis-server process the tests can stop and start again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--save", "3600 1", "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self, save: bool = True) -> None:
+        """SIGTERM: Redis saves its data to disk (``--save``) and exits."""
+        if self.process is not None:
+            if not save:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop(save=False)
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A Redis URL with an empty database; the server is restarted if a test stopped it."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+    redis.Redis.from_url(redis_server.url).flushdb()
+    return redis_server.url
+
+
+class LiveServer:
+    """A WSGI application on werkzeug's threaded server, on an ephemeral port."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        close = getattr(self.app, "close", None)
+        if close is not None:
+            close(grace_period=5)
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[[Callable], LiveServer]]:
+    """``live_server(app)`` starts ``app`` on a real HTTP server, stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def start(app: Callable) -> LiveServer:
+        server = LiveServer(app)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def make_app(services: list[str], **options: Any) -> Any:
+    """A TaskWSGIApplication over test service modules in tests/services."""
+    from ladon_tasks import TaskWSGIApplication
+
+    options.setdefault("debug", False)
+    return TaskWSGIApplication(services, [SERVICES_DIR], **options)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("LADON_TASKS_"):
+            monkeypatch.delenv(name)
