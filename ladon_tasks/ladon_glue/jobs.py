@@ -27,7 +27,7 @@ def build_job(spec: TaskMethodSpec, args: tuple, kw: dict) -> dict:
     lmi = spec.lmi
     encoded_args = [
         codec.encode(value, arg_type, lmi._encoding, where=f"argument {name}")
-        for value, arg_type, name in zip(args, lmi._arg_types, lmi._arg_names)
+        for value, arg_type, name in zip(args, lmi._arg_types, lmi._arg_names, strict=True)
     ]
     environ = {key: value for key, value in kw.items()
                if isinstance(value, str) and key not in _PLAIN_KEYWORDS}
@@ -66,7 +66,7 @@ def prepare(payload: dict) -> tuple[Callable, Callable]:
     spec = find_spec(payload["module"], payload["service"], payload["method"])
     lmi = spec.lmi
     args = tuple(codec.decode(value, arg_type, lmi._encoding)
-                 for value, arg_type in zip(payload["args"], lmi._arg_types))
+                 for value, arg_type in zip(payload["args"], lmi._arg_types, strict=True))
     kw: dict[str, Any] = dict(payload["environ"])
     kw.update(payload["keywords"])
     kw["LADON_METHOD_TC"] = TypeConverter(

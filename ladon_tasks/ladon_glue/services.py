@@ -9,6 +9,9 @@ import threading
 from types import ModuleType
 from typing import Iterator
 
+from ladon_tasks.config import PROCESS_MODE, TaskConfig
+from ladon_tasks.exceptions import ConfigurationError
+
 _swap_lock = threading.RLock()
 
 
@@ -41,3 +44,29 @@ def import_service_modules(names: list[str], path_list: list[str] | None = None)
         modules = [importlib.import_module(name) for name in names]
     adopt_ladon_task_methods()
     return modules
+
+
+def check_task_methods(module_names: list[str], config: TaskConfig) -> int:
+    """Fail at start-up, naming the fix, if a served task method cannot run as configured.
+
+    Returns how many task methods the modules hold.
+    """
+    from ladon.ladonizer.collection import global_service_collection
+
+    count = 0
+    for sinfo in global_service_collection().services.values():
+        if sinfo.modulename not in module_names:
+            continue
+        for lmi in sinfo.methods.values():
+            spec = getattr(lmi, "_ladon_tasks_spec", None)
+            if spec is None or lmi._func_name != spec.name:
+                continue
+            count += 1
+            mode = spec.mode or config.mode
+            if mode == PROCESS_MODE and not (spec.redis_url or config.redis_url):
+                raise ConfigurationError(
+                    f"{spec.qualified_name} runs in process mode, which keeps task state in Redis: "
+                    "give redis_url= to TaskWSGIApplication (--redis-url, LADON_TASKS_REDIS_URL) "
+                    "or a 'redis_url' in its tasktype option"
+                )
+    return count

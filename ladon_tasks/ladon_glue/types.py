@@ -11,7 +11,7 @@ _TASK_ID = {
 
 
 class TaskInfoResponse(LadonType):
-    """What starting a task returns: the id to poll ``<method>_progress`` and fetch ``<method>_result`` with."""
+    """What starting a task returns: the id for ``<method>_progress`` and ``<method>_result``."""
 
     task_id = _TASK_ID
 

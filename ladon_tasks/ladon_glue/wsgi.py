@@ -13,7 +13,7 @@ from ladon_tasks.config import THREAD_MODE, TaskConfig
 from ladon_tasks.constants import ENVIRON_ENGINE_KEY
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.ladon_glue.faults import ENVIRON_DEBUG_KEY, install_sanitizing_dispatcher
-from ladon_tasks.ladon_glue.services import import_service_modules
+from ladon_tasks.ladon_glue.services import check_task_methods, import_service_modules
 
 log = logging.getLogger("ladon_tasks")
 
@@ -52,6 +52,7 @@ class TaskWSGIApplication(LadonWSGIApplication):
         paths = [path_list] if isinstance(path_list, str) else list(path_list or [])
         install_sanitizing_dispatcher()
         import_service_modules(services, paths)
+        check_task_methods(services, self.task_config)
         super().__init__(services, paths or None, catalog_name, catalog_desc, logging)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -214,7 +214,9 @@ class RedisStore(TaskStore):
         self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = ""
     ) -> bool:
         key = self.key(TASK_KEY, task_id)
-        encoded = json.dumps(result, separators=(",", ":"), allow_nan=False) if state is TaskState.SUCCEEDED else ""
+        encoded = ""
+        if state is TaskState.SUCCEEDED:
+            encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
         return bool(self._call("record end", lambda: self._script(
             "finish", [key], [state.value, repr(finished), error, self.result_ttl, encoded])))
 
@@ -289,7 +291,7 @@ class RedisStore(TaskStore):
 
 
 def _record_from_fields(task_id: str, values: list[str | None]) -> TaskRecord:
-    fields = dict(zip(_FIELDS, values))
+    fields = dict(zip(_FIELDS, values, strict=True))
     return TaskRecord(
         task_id=task_id,
         method=fields["method"] or "",
