@@ -44,7 +44,9 @@ class TaskStore(ABC):
     def finish(
         self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = ""
     ) -> bool:
-        """Record the end of a task; the record expires ``result_ttl`` seconds later."""
+        """Record the end of a task (progress becomes 1.0, however it ended); the record
+        expires ``result_ttl`` seconds later. A lost task may still be finished by its
+        worker (its real outcome wins); any other ended task is final."""
 
     @abstractmethod
     def get_result(self, task_id: str) -> Any:

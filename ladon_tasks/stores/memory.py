@@ -91,8 +91,10 @@ class MemoryStore(TaskStore):
             record = self._records.get(task_id)
             if record is None or record.state.done:
                 return False
+            # Ladon's contract: progress is 1.0 once a task has ended, however it ended,
+            # so clients that poll until progress reaches 1.0 always stop.
+            record.progress = 1.0
             if state is TaskState.SUCCEEDED:
-                record.progress = 1.0
                 record.result = result
             record.error = error
             record.finished = finished

@@ -62,9 +62,9 @@ _FINISH = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' and state ~= 'lost' then return 0 end
 if state == 'lost' and ARGV[1] == 'lost' then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished', ARGV[2], 'error', ARGV[3])
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished', ARGV[2], 'error', ARGV[3], 'progress', '1.0')
 if ARGV[1] == 'succeeded' then
-  redis.call('HSET', KEYS[1], 'progress', '1.0', 'result', ARGV[5])
+  redis.call('HSET', KEYS[1], 'result', ARGV[5])
 end
 if redis.call('HGET', KEYS[1], 'started') == '0' then
   redis.call('HSET', KEYS[1], 'started', ARGV[2])
