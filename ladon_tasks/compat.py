@@ -53,7 +53,10 @@ def _quiet_ladon_import() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=SyntaxWarning, module=r"ladon(\.|$)")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ladon(\.|$)")
+        # Compile-time warnings are named after the file, not the module; Python 3.11
+        # reports invalid escapes as DeprecationWarning, 3.12+ as SyntaxWarning.
         warnings.filterwarnings("ignore", category=SyntaxWarning, message=r"invalid escape")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r"invalid escape")
         yield
 
 

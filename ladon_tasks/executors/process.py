@@ -118,7 +118,8 @@ class ProcessExecutor(Executor):
         pool.close()
         deadline = time.monotonic() + grace_period
         with self._lock:
-            pending = dict(self._pending)
+            pending = {task_id: result for task_id, result in self._pending.items()
+                       if not self._ended(task_id)}
         for result in pending.values():
             result.wait(max(0.0, deadline - time.monotonic()))
         unfinished = [task_id for task_id, result in pending.items() if not result.ready()]
@@ -129,3 +130,10 @@ class ProcessExecutor(Executor):
             self._log_handler.close()
         return unfinished
 
+    def _ended(self, task_id: str) -> bool:
+        """True if the store says the task has ended (a killed worker's task, found lost)."""
+        try:
+            record = self.store.get(task_id)
+        except StoreUnavailable:
+            return False
+        return record is None or record.state.done

@@ -43,7 +43,8 @@ class ThreadExecutor(Executor):
         pool, self._pool = self._pool, None
         if pool is None:
             return []
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Copied first: cancelling queued futures runs their callbacks, which forget them.
         pending = dict(self._pending)
+        pool.shutdown(wait=False, cancel_futures=True)
         wait(list(pending.values()), timeout=grace_period)
         return [task_id for task_id, future in pending.items() if not future.done() or future.cancelled()]
