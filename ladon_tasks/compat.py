@@ -175,6 +175,28 @@ def _bound_caller(client: Any, method_name: str) -> Any:
     return call
 
 
+_XSI_DECLARATION = b' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+
+
+def _patch_soap11_nil() -> None:
+    """Ladon's SOAP 1.1 responses write ``xsi:nil="true"`` for empty lists and None but
+    never declare the ``xsi`` prefix, so strict clients (zeep) reject the whole answer."""
+    from ladon.interfaces.soap11 import SOAP11ResponseHandler
+
+    original = SOAP11ResponseHandler.build_response
+    if getattr(original, "_ladon_tasks_shim", False):
+        return
+
+    def build_response(self: Any, res_dict: dict, sinfo: Any, encoding: str) -> bytes:
+        xml = original(self, res_dict, sinfo, encoding)
+        if b"xsi:nil" in xml and b"xmlns:xsi=" not in xml:
+            xml = xml.replace(b"<SOAP-ENV:Envelope", b"<SOAP-ENV:Envelope" + _XSI_DECLARATION, 1)
+        return xml
+
+    build_response._ladon_tasks_shim = True  # type: ignore[attr-defined]
+    SOAP11ResponseHandler.build_response = build_response
+
+
 def _quiet_splitport() -> None:
     """Ladon's JSON-WSP client calls ``urllib.parse.splitport``, deprecated since 3.8."""
     from ladon.clients import jsonwsp
@@ -211,5 +233,6 @@ def apply() -> None:
             _patch_class_attributes()
             _patch_service_docstrings()
             _patch_jsonwsp_client()
+            _patch_soap11_nil()
             _quiet_splitport()
         _applied = True

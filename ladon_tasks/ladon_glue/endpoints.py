@@ -58,19 +58,18 @@ def make_call(spec: TaskMethodSpec, instance: Any, args: tuple, kw: dict) -> Cal
     return call
 
 
+def check_result(spec: TaskMethodSpec, value: Any) -> Any:
+    """Fail the task, like a plain call, if ``value`` does not match the declared rtype."""
+    if not validate_type(spec.rtype, value):
+        raise TypeError(
+            f"{spec.qualified_name} returned {type(value).__name__}, "
+            f"but its rtype is {getattr(spec.rtype, '__name__', spec.rtype)}"
+        )
+    return value
+
+
 def _checked(spec: TaskMethodSpec, call: Callable[[Callable], Any]) -> Callable[[Callable], Any]:
-    """Fail the task, like a plain call, if the value does not match the declared rtype."""
-
-    def checked_call(update_progress: Callable[[float], None]) -> Any:
-        value = call(update_progress)
-        if not validate_type(spec.rtype, value):
-            raise TypeError(
-                f"{spec.qualified_name} returned {type(value).__name__}, "
-                f"but its rtype is {getattr(spec.rtype, '__name__', spec.rtype)}"
-            )
-        return value
-
-    return checked_call
+    return lambda update_progress: check_result(spec, call(update_progress))
 
 
 def _mode(spec: TaskMethodSpec, engine: TaskEngine) -> str:

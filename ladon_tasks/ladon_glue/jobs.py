@@ -61,7 +61,7 @@ def find_spec(module: str, service: str, method: str) -> TaskMethodSpec:
 
 def prepare(payload: dict) -> tuple[Callable, Callable]:
     """Worker entry: ``(call, encode)`` for one job payload."""
-    from ladon_tasks.ladon_glue.endpoints import make_call
+    from ladon_tasks.ladon_glue.endpoints import check_result, make_call
 
     spec = find_spec(payload["module"], payload["service"], payload["method"])
     lmi = spec.lmi
@@ -79,6 +79,6 @@ def prepare(payload: dict) -> tuple[Callable, Callable]:
     call = make_call(spec, instance, args, kw)
 
     def encode(value: Any) -> Any:
-        return codec.encode(value, spec.rtype, lmi._encoding)
+        return codec.encode(check_result(spec, value), spec.rtype, lmi._encoding)
 
     return call, encode

@@ -14,6 +14,7 @@ from ladon_tasks.constants import ENVIRON_ENGINE_KEY
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.ladon_glue.faults import ENVIRON_DEBUG_KEY, install_sanitizing_dispatcher
 from ladon_tasks.ladon_glue.services import check_task_methods, import_service_modules
+from ladon_tasks.shutdown import install_shutdown_hooks
 
 log = logging.getLogger("ladon_tasks")
 
@@ -54,6 +55,7 @@ class TaskWSGIApplication(LadonWSGIApplication):
         import_service_modules(services, paths)
         check_task_methods(services, self.task_config)
         super().__init__(services, paths or None, catalog_name, catalog_desc, logging)
+        install_shutdown_hooks(self)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         environ[ENVIRON_ENGINE_KEY] = self.engine
