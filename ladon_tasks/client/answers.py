@@ -1,0 +1,80 @@
+"""What a service answers, made plain: task progress and result values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from ladon_tasks.task import TaskState
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """What ``<method>_progress`` answered. Times are seconds since the epoch, 0.0 = not yet;
+    ``state`` is a :class:`~ladon_tasks.TaskState` value (``state == TaskState.FAILED``
+    works); ``error`` is ``""`` unless the task failed or was lost."""
+
+    task_id: str
+    state: str
+    done: bool
+    progress: float
+    duration: float
+    starttime: float
+    createtime: float
+    endtime: float
+    error: str
+
+    @classmethod
+    def from_answer(cls, answer: Any) -> TaskProgress:
+        """Build from a JSON-WSP dict or a zeep object."""
+        return cls(
+            task_id=str(answer_field(answer, "task_id") or ""),
+            state=str(answer_field(answer, "state") or ""),
+            done=bool(answer_field(answer, "done")),
+            progress=float(answer_field(answer, "progress") or 0.0),
+            duration=float(answer_field(answer, "duration") or 0.0),
+            starttime=float(answer_field(answer, "starttime") or 0.0),
+            createtime=float(answer_field(answer, "createtime") or 0.0),
+            endtime=float(answer_field(answer, "endtime") or 0.0),
+            error=str(answer_field(answer, "error") or ""),
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == TaskState.SUCCEEDED
+
+
+def answer_field(answer: Any, name: str) -> Any:
+    """A field of a JSON-WSP dict or a zeep object, under its name or its SOAP spelling."""
+    for key in (name, name.replace("_", "-")):
+        if isinstance(answer, Mapping):
+            if key in answer:
+                return answer[key]
+        else:
+            try:
+                return answer[key]
+            except (KeyError, TypeError, AttributeError, IndexError):
+                pass
+    return None
+
+
+def plain_value(value: Any) -> Any:
+    """A copy of a result made of dicts, lists, str, int, float, bool and None.
+
+    zeep objects become dicts, Decimals floats and bytes text (UTF-8, else latin-1).
+    """
+    if hasattr(value, "__values__") and hasattr(value, "__iter__") and not isinstance(value, Mapping):
+        value = dict(value.__values__)
+    if isinstance(value, Mapping):
+        return {str(key): plain_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_value(item) for item in value]
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.decode("latin-1")
+    return value

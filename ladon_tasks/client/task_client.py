@@ -1,0 +1,91 @@
+"""TaskClient: start a task, follow it, fetch its result."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from ladon_tasks.client.answers import TaskProgress, answer_field
+from ladon_tasks.client.errors import ClientError, JoinTimeout
+from ladon_tasks.client.transports import JsonWspTransport, SoapTransport
+
+PROTOCOLS = ("jsonwsp", "soap")
+
+
+class TaskClient:
+    """Start and follow the task methods of one Ladon service.
+
+    ``service_url`` is the service's address, like ``http://host:8080/TaskService``.
+    ``protocol`` is ``"jsonwsp"`` or ``"soap"``; ``timeout`` bounds each HTTP request
+    in seconds. Nothing is fetched until the first call; the JSON-WSP description (to
+    name positional arguments) and the SOAP WSDL are fetched once and kept.
+    """
+
+    def __init__(self, service_url: str, protocol: str = "jsonwsp", timeout: float = 30.0) -> None:
+        if protocol not in PROTOCOLS:
+            raise ClientError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        self.service_url = service_url.rstrip("/")
+        self.protocol = protocol
+        self.timeout = timeout
+        backend = JsonWspTransport if protocol == "jsonwsp" else SoapTransport
+        self._backend: JsonWspTransport | SoapTransport = backend(self.service_url, timeout)
+
+    def __repr__(self) -> str:
+        return f"TaskClient({self.service_url!r}, protocol={self.protocol!r})"
+
+    def start(self, method: str, *args: Any, **kwargs: Any) -> str:
+        """Start task method ``method`` and return its task id."""
+        answer = self._backend.start(method, args, kwargs)
+        task_id = answer if isinstance(answer, str) else answer_field(answer, "task_id")
+        if not task_id:
+            raise ClientError(f"{method} answered no task id: is it a task method?")
+        return str(task_id)
+
+    def progress(self, method: str, task_id: str) -> TaskProgress:
+        """Where task ``task_id`` of ``method`` is (``<method>_progress``)."""
+        answer = self._backend.call(f"{method}_progress", {"task_id": task_id}, task_id)
+        return TaskProgress.from_answer(answer)
+
+    def result(self, method: str, task_id: str) -> Any:
+        """The result of a task that succeeded (``<method>_result``).
+
+        Raises :class:`ResultNotReadyFault` while it runs, :class:`TaskFailedFault` or
+        :class:`TaskLostFault` if it did not succeed.
+        """
+        return self._backend.call(f"{method}_result", {"task_id": task_id}, task_id)
+
+    def join(
+        self,
+        method: str,
+        task_id: str,
+        progress_callback: Callable[[TaskProgress], Any] | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.1,
+        max_interval: float = 2.0,
+        backoff: float = 1.5,
+    ) -> Any:
+        """Wait for the task to end and return its result, or raise its error.
+
+        Polls ``<method>_progress`` first every ``poll_interval`` seconds, then
+        ``backoff`` times longer after each poll, up to ``max_interval``; calls
+        ``progress_callback(progress)`` after each poll, the last one included.
+        Raises :class:`JoinTimeout` after ``timeout`` seconds (None: wait for ever),
+        :class:`TaskFailedFault` / :class:`TaskLostFault` if the task did not succeed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = poll_interval
+        while True:
+            progress = self.progress(method, task_id)
+            if progress_callback is not None:
+                progress_callback(progress)
+            if progress.done:
+                # A failed or lost task answers its result with the fault we raise.
+                return self.result(method, task_id)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise JoinTimeout(task_id, timeout or 0.0, progress)
+                time.sleep(min(interval, remaining))
+            else:
+                time.sleep(interval)
+            interval = min(interval * backoff, max_interval)
