@@ -76,7 +76,7 @@ def _mode(spec: TaskMethodSpec, engine: TaskEngine) -> str:
     return spec.mode or engine.config.mode
 
 
-def _not_found_hint(spec: TaskMethodSpec, engine: TaskEngine, kw: dict, error: TaskNotFound) -> Exception:
+def _not_found_hint(spec: TaskMethodSpec, engine: TaskEngine, kw: dict, error: TaskNotFound) -> TaskNotFound:
     """Say why a thread-mode task may be invisible when the server runs several processes."""
     if _mode(spec, engine) == THREAD_MODE and kw.get("wsgi.multiprocess"):
         log.warning("thread-mode task looked up in a multi-process server; use multiprocessing mode")
@@ -87,6 +87,16 @@ def _not_found_hint(spec: TaskMethodSpec, engine: TaskEngine, kw: dict, error: T
             "redis_url) or a single server process"
         )
     return error
+
+
+def _ask(spec: TaskMethodSpec, engine: TaskEngine, kw: dict, question: Callable[[], Any]) -> Any:
+    """Ask the engine about a task; its errors become the faults clients see."""
+    try:
+        return question()
+    except TaskNotFound as error:
+        raise to_fault(_not_found_hint(spec, engine, kw, error)) from None
+    except LadonTasksError as error:
+        raise to_fault(error) from None
 
 
 def make_endpoints(spec: TaskMethodSpec) -> tuple[Callable, Callable, Callable]:
@@ -112,12 +122,7 @@ def make_endpoints(spec: TaskMethodSpec) -> tuple[Callable, Callable, Callable]:
 
     def progress(self: Any, task_id: str, **kw: Any) -> TaskProgressResponse:
         engine = engine_for(kw)
-        try:
-            record = engine.status(task_id, spec.mode, spec.redis_url)
-        except TaskNotFound as error:
-            raise to_fault(_not_found_hint(spec, engine, kw, error)) from None  # type: ignore[arg-type]
-        except LadonTasksError as error:
-            raise to_fault(error) from None
+        record = _ask(spec, engine, kw, lambda: engine.status(task_id, spec.mode, spec.redis_url))
         response = TaskProgressResponse()
         response.task_id = record.task_id
         response.state = record.state.value
@@ -132,12 +137,7 @@ def make_endpoints(spec: TaskMethodSpec) -> tuple[Callable, Callable, Callable]:
 
     def result(self: Any, task_id: str, **kw: Any) -> Any:
         engine = engine_for(kw)
-        try:
-            value = engine.result(task_id, spec.mode, spec.redis_url)
-        except TaskNotFound as error:
-            raise to_fault(_not_found_hint(spec, engine, kw, error)) from None  # type: ignore[arg-type]
-        except LadonTasksError as error:
-            raise to_fault(error) from None
+        value = _ask(spec, engine, kw, lambda: engine.result(task_id, spec.mode, spec.redis_url))
         if engine.store(spec.mode, spec.redis_url).needs_encoded_results:
             return codec.decode(value, spec.rtype, spec.lmi._encoding)
         return value
