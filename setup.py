@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["ladon_tasks", "ladon_tasks.*"]),
     package_data={"ladon_tasks": ["py.typed"]},
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     install_requires=[
         "ladon==1.0.7",
         "redis>=5",

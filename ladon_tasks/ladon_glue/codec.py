@@ -9,11 +9,14 @@ from ladon.types import get_type_info
 from ladon.types.attachment import attachment
 from ladon.types.ladontype import LadonType
 
+from ladon_tasks.exceptions import LadonTasksError
+
 _PRIMITIVES = (int, float, bool, str)
 
 
-class NotEncodable(TypeError):
-    """A value that does not match its declared Ladon type, or cannot be stored."""
+class NotEncodable(LadonTasksError, TypeError):
+    """A value that does not match its declared Ladon type, or cannot cross a process
+    boundary (an attachment argument of a process-mode task)."""
 
 
 def _is_ladontype(typ: Any) -> bool:

@@ -19,6 +19,7 @@ from ladon_tasks.exceptions import (
     TaskLost,
     TaskNotFound,
 )
+from ladon_tasks.ladon_glue.codec import NotEncodable
 
 log = logging.getLogger("ladon_tasks.faults")
 
@@ -28,6 +29,7 @@ ENVIRON_DEBUG_KEY = "ladon_tasks.debug"
 #: Each error maps to one fault: client faults for bad requests, server faults otherwise.
 #: The fault's ``detail`` is the error's name, for clients to tell the cases apart.
 FAULTS: dict[type[LadonTasksError], type[ServiceFault]] = {
+    NotEncodable: ClientFault,
     InvalidTaskId: ClientFault,
     TaskNotFound: ClientFault,
     ResultNotReady: ClientFault,

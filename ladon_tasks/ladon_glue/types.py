@@ -30,7 +30,7 @@ class TaskProgressResponse(LadonType):
     }
     progress = {
         "type": float,
-        "doc": "Between 0.0 and 1.0; 0.0 when the task starts, 1.0 when it succeeds",
+        "doc": "Between 0.0 and 1.0; 0.0 when the task starts, 1.0 once it has ended",
     }
     duration = {
         "type": float,

@@ -175,11 +175,10 @@ class RedisStore(TaskStore):
         values = self._call("read task", lambda: self.client.hmget(key, _FIELDS))
         if values[1] is None:
             return None
-        record = _record_from_fields(task_id, values)
-        self._detect_lost(record)
-        return record
+        return self._detect_lost(_record_from_fields(task_id, values))
 
-    def _detect_lost(self, record: TaskRecord) -> None:
+    def _detect_lost(self, record: TaskRecord) -> TaskRecord | None:
+        """The record, recorded lost first if its worker or owner has gone silent."""
         now = time.time()
         if record.state is TaskState.RUNNING and now - record.heartbeat > self.lost_after:
             error = (f"TaskLost: the worker process stopped sending heartbeats "
@@ -189,11 +188,13 @@ class RedisStore(TaskStore):
         ):
             error = "TaskLost: the server process that queued this task stopped before it started"
         else:
-            return
-        self.finish(record.task_id, TaskState.LOST, now, error=error)
-        record.state, record.error, record.finished = TaskState.LOST, error, now
+            return record
+        if not self.finish(record.task_id, TaskState.LOST, now, error=error):
+            return self.get(record.task_id)  # its worker recorded the end meanwhile
+        record.state, record.error, record.finished, record.progress = TaskState.LOST, error, now, 1.0
         if not record.started:
             record.started = now
+        return record
 
     def mark_running(self, task_id: str, started: float, owner: str) -> bool:
         key = self.key(TASK_KEY, task_id)
