@@ -121,7 +121,12 @@ class TaskEngine:
         record = TaskRecord(task_id=new_task_id(), method=method, created=time.time(),
                             owner=executor.owner)
         store.create(record)
-        executor.submit(record.task_id, job)
+        try:
+            executor.submit(record.task_id, job)
+        except ShuttingDown:
+            store.finish(record.task_id, TaskState.LOST, time.time(),
+                         error="TaskLost: the server process began stopping as the task was started")
+            raise
         return record.task_id
 
     def status(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> TaskRecord:

@@ -19,7 +19,7 @@ from typing import Any
 from multiprocessing_logging import MultiProcessingHandler
 
 from ladon_tasks.config import TaskConfig
-from ladon_tasks.exceptions import StoreUnavailable
+from ladon_tasks.exceptions import ShuttingDown, StoreUnavailable
 from ladon_tasks.executors import worker
 from ladon_tasks.executors.base import Executor
 from ladon_tasks.stores.redis import RedisStore
@@ -51,6 +51,7 @@ class ProcessExecutor(Executor):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self._closed = False
 
     def _get_pool_unlocked(self) -> Pool:
         if self._pool is None or self._pool_pid != os.getpid():
@@ -69,6 +70,7 @@ class ProcessExecutor(Executor):
             config=self.config,
             sys_path=list(sys.path),
             log_level=logging.getLogger().getEffectiveLevel(),
+            server_pid=os.getpid(),
         )
         self._pool = context.Pool(
             self.config.processes,
@@ -108,10 +110,14 @@ class ProcessExecutor(Executor):
                 self._pending.pop(task_id, None)
 
         with self._lock:
+            if self._closed:
+                raise ShuttingDown("the worker pool is stopping and takes no new task")
             self._pending[task_id] = self._get_pool_unlocked().apply_async(
                 worker.run_job, (job,), callback=forget, error_callback=forget)
 
     def shutdown(self, grace_period: float) -> list[str]:
+        with self._lock:
+            self._closed = True
         pool, self._pool = self._pool, None
         if pool is None:
             return []

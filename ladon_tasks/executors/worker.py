@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,6 +33,8 @@ class WorkerSettings:
     config: TaskConfig
     sys_path: list[str]
     log_level: int = logging.INFO
+    #: The server process; a worker outliving it stops (its task is then found lost).
+    server_pid: int = 0
 
 
 class TaskIdFilter(logging.Filter):
@@ -99,6 +103,23 @@ def init_worker(settings: WorkerSettings, log_queue: Any) -> None:
         lost_after=config.lost_after,
     )
     _owner = f"{os.uname().nodename}:{os.getpid()}"
+    if settings.server_pid:
+        threading.Thread(target=_exit_when_orphaned, args=(settings.server_pid, config.heartbeat_interval),
+                         name="ladon-tasks-watchdog", daemon=True).start()
+
+
+def _exit_when_orphaned(server_pid: int, interval: float) -> None:
+    """Stop this worker once the server process is gone (killed outright, say): a worker
+    left behind would keep its task 'running' with fresh heartbeats for ever."""
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            log.error("server process %d is gone; worker %d stops", server_pid, os.getpid())
+            os._exit(1)
+        except PermissionError:  # alive, under another user
+            pass
 
 
 def resolve_entry(entry: str) -> Callable[[dict], tuple[Callable, Callable]]:
