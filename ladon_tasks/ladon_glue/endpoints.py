@@ -15,7 +15,7 @@ from ladon_tasks.constants import ENVIRON_ENGINE_KEY, UPDATE_PROGRESS_KW
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.exceptions import LadonTasksError, TaskNotFound
 from ladon_tasks.ladon_glue import codec
-from ladon_tasks.ladon_glue.faults import to_fault
+from ladon_tasks.ladon_glue.faults import ENVIRON_DEBUG_KEY, to_fault
 from ladon_tasks.ladon_glue.spec import TaskMethodSpec, parse_tasktype
 from ladon_tasks.ladon_glue.types import TaskInfoResponse, TaskProgressResponse
 
@@ -39,9 +39,15 @@ def engine_for(kw: dict) -> TaskEngine:
     return _default_engine
 
 
+#: What TaskWSGIApplication puts into the environ for itself; not for tasks.
+_APPLICATION_KEYS = (ENVIRON_ENGINE_KEY, ENVIRON_DEBUG_KEY)
+
+
 def task_keywords(spec: TaskMethodSpec, kw: dict) -> dict:
     """The keywords a task gets: those of a plain call, with its declared rtype."""
-    task_kw = {key: value for key, value in kw.items() if not key.startswith("ladon_tasks.")}
+    task_kw = dict(kw)
+    for key in _APPLICATION_KEYS:
+        task_kw.pop(key, None)
     task_kw["LADON_RTYPE"] = spec.rtype
     return task_kw
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable
 
 from ladon_tasks.config import MODES, PROCESS_MODE, redis_url_for_host, validate_redis_url
@@ -23,12 +24,12 @@ class TaskMethodSpec:
     mode: str | None = None
     redis_url: str | None = None
 
-    @property
+    @cached_property
     def takes_keywords(self) -> bool:
         """Whether the function takes ``**kw`` (if not, it is called without keywords)."""
         return inspect.getfullargspec(self.func).varkw is not None
 
-    @property
+    @cached_property
     def qualified_name(self) -> str:
         """``Service.method``, as stored in task records."""
         return f"{self.lmi.sinfo.servicename}.{self.name}"

@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable, Iterator, TypeVar
 
 import redis
@@ -33,6 +34,11 @@ T = TypeVar("T")
 
 _FIELDS = ("method", "state", "progress", "created", "started", "finished", "error", "owner",
            "heartbeat")
+#: A read takes the result too: it is there only once the task succeeded, and then kept.
+_READ_FIELDS = (*_FIELDS, "result")
+_FINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED})
+#: Tasks that ended whose record each server process keeps, to answer polls without Redis.
+ENDED_CACHE_SIZE = 10_000
 
 # Each script changes a task only if it exists and is in the expected state, so writes
 # from a late or restarted worker can neither resurrect nor reopen a task.
@@ -107,6 +113,8 @@ class RedisStore(TaskStore):
         self._sinks_lock = threading.Lock()
         self._reporter: threading.Thread | None = None
         self._stop_reporter = threading.Event()
+        self._ended: dict[str, tuple[TaskRecord, str | None, float]] = {}
+        self._ended_lock = threading.Lock()
 
     # -- connection -------------------------------------------------------------------
 
@@ -171,11 +179,33 @@ class RedisStore(TaskStore):
         self._call("create task", write)
 
     def get(self, task_id: str) -> TaskRecord | None:
+        ended = self._ended_entry(task_id)
+        if ended is not None:
+            return replace(ended[0])
         key = self.key(TASK_KEY, task_id)
-        values = self._call("read task", lambda: self.client.hmget(key, _FIELDS))
+        values = self._call("read task", lambda: self.client.hmget(key, _READ_FIELDS))
         if values[1] is None:
             return None
-        return self._detect_lost(_record_from_fields(task_id, values))
+        record = self._detect_lost(_record_from_fields(task_id, values[:-1]))
+        if record is not None and record.state in _FINAL:
+            self._remember_ended(record, values[-1])
+        return record
+
+    def _ended_entry(self, task_id: str) -> tuple[TaskRecord, str | None, float] | None:
+        """This process's copy of a task that ended for good, while Redis keeps it too."""
+        entry = self._ended.get(task_id)
+        if entry is not None and entry[2] <= time.time():
+            self._ended.pop(task_id, None)
+            return None
+        return entry
+
+    def _remember_ended(self, record: TaskRecord, raw_result: str | None) -> None:
+        # Succeeded and failed tasks never change again (only 'lost' may still yield to
+        # its worker's real outcome), so polls after the end need no Redis round trip.
+        with self._ended_lock:
+            while len(self._ended) >= ENDED_CACHE_SIZE:
+                self._ended.pop(next(iter(self._ended)))
+            self._ended[record.task_id] = (record, raw_result, record.finished + self.result_ttl)
 
     def _detect_lost(self, record: TaskRecord) -> TaskRecord | None:
         """The record, recorded lost first if its worker or owner has gone silent."""
@@ -222,7 +252,11 @@ class RedisStore(TaskStore):
             "finish", [key], [state.value, repr(finished), error, self.result_ttl, encoded])))
 
     def get_result(self, task_id: str) -> Any:
-        raw = self._call("read result", lambda: self.client.hget(self.key(TASK_KEY, task_id), "result"))
+        ended = self._ended_entry(task_id)
+        if ended is not None:
+            raw = ended[1]
+        else:
+            raw = self._call("read result", lambda: self.client.hget(self.key(TASK_KEY, task_id), "result"))
         return None if raw is None else json.loads(raw)
 
     def register_owner(self, owner: str, ttl: float) -> None:

@@ -1,0 +1,134 @@
+"""One benchmark server: a Ladon application on werkzeug's threaded server, one process.
+
+    python serve.py ladon MODULE [--profile FILE]
+    python serve.py ladon_tasks MODULE [--mode process --redis-url URL --result-ttl S ...]
+
+``ladon`` serves MODULE with Ladon 1.0.7's own ``LadonWSGIApplication`` and nothing of
+ladon_tasks, only an ``inspect.getargspec`` stand-in (Python 3.11 removed it; Ladon calls
+it). ``ladon_tasks`` serves it with ``TaskWSGIApplication``. The server listens on a free
+port of 127.0.0.1 and prints ``LISTENING <port>`` once it accepts connections. Request
+lines are not logged (that would cost every server the same, and only add noise).
+SIGTERM stops it; with ``--profile`` the request threads are profiled with cProfile and
+the merged statistics are written to FILE at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import signal
+import sys
+import threading
+from collections import namedtuple
+from typing import Any, Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVICES = os.path.join(HERE, "services")
+
+_ArgSpec = namedtuple("_ArgSpec", "args varargs keywords defaults")
+
+
+def _getargspec(func: Any) -> _ArgSpec:
+    spec = inspect.getfullargspec(func)
+    return _ArgSpec(spec.args, spec.varargs, spec.varkw, spec.defaults)
+
+
+def ladon_app(module: str) -> Callable:
+    """Ladon 1.0.7 as it is, plus the one stand-in it needs to run on Python 3.11."""
+    if not hasattr(inspect, "getargspec"):
+        inspect.getargspec = _getargspec  # type: ignore[attr-defined]
+    from ladon.server.wsgi_application import LadonWSGIApplication
+
+    return LadonWSGIApplication([module], [SERVICES])
+
+
+def ladon_tasks_app(module: str, args: argparse.Namespace) -> Callable:
+    from ladon_tasks import TaskWSGIApplication
+
+    options = {"mode": args.mode, "redis_url": args.redis_url, "result_ttl": args.result_ttl,
+               "threads": args.threads, "processes": args.processes}
+    return TaskWSGIApplication([module], [SERVICES],
+                               **{key: value for key, value in options.items() if value is not None})
+
+
+class _Profiled:
+    """Profiles each request in its own thread's cProfile.Profile; merged at exit."""
+
+    def __init__(self, app: Callable, path: str) -> None:
+        import cProfile
+
+        self.app, self.path, self._make = app, path, cProfile.Profile
+        self._local = threading.local()
+        self._profiles: list = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        profile = getattr(self._local, "profile", None)
+        if profile is None:
+            profile = self._local.profile = self._make()
+            with self._lock:
+                self._profiles.append(profile)
+        profile.enable()
+        try:
+            return list(self.app(environ, start_response))
+        finally:
+            profile.disable()
+
+    def dump(self) -> None:
+        import pstats
+
+        with self._lock:
+            profiles = list(self._profiles)
+        if profiles:
+            stats = pstats.Stats(profiles[0])
+            for profile in profiles[1:]:
+                stats.add(profile)
+            stats.dump_stats(self.path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("kind", choices=("ladon", "ladon_tasks"))
+    parser.add_argument("module")
+    parser.add_argument("--mode", default=None)
+    parser.add_argument("--redis-url", default=None)
+    parser.add_argument("--result-ttl", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--profile", default=None, metavar="FILE")
+    args = parser.parse_args()
+    sys.path.insert(0, SERVICES)
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    app = ladon_app(args.module) if args.kind == "ladon" else ladon_tasks_app(args.module, args)
+    served = _Profiled(app, args.profile) if args.profile else app
+    server = make_server("127.0.0.1", 0, served, threaded=True, request_handler=QuietHandler)
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"LISTENING {server.server_port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        close = getattr(app, "close", None)
+        if close is not None:
+            close(grace_period=2)
+        if isinstance(served, _Profiled):
+            served.dump()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
