@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,6 +29,52 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ServeProcess:
+    """``ladon-tasks serve MODULE... --path tests/services OPTION...`` in a subprocess on a
+    free port, its output in ``log_path``; :meth:`wait_answering` before use."""
+
+    LADON_TASKS = Path(sys.executable).parent / "ladon-tasks"
+
+    def __init__(self, modules: list[str], log_path: Path, *options: str,
+                 env: dict[str, str] | None = None) -> None:
+        assert self.LADON_TASKS.exists(), f"{self.LADON_TASKS} is not installed (pip install -e .)"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.probe = f"{self.url}/{_service_of(modules[0])}/jsonwsp/description"
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(self.LADON_TASKS), "serve", *modules, "--path", SERVICES_DIR,
+                 "--port", str(self.port), *options],
+                stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def answers(self) -> bool:
+        assert self.process.poll() is None, f"the server exited:\n{self.log()}"
+        try:
+            with urllib.request.urlopen(self.probe, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def wait_answering(self, timeout: float = 60) -> None:
+        from helpers import wait_until
+
+        wait_until(self.answers, timeout=timeout, interval=0.1, message=f"{self.url} to answer")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def _service_of(module: str) -> str:
+    """The service class name of a test service module: ``calc_service`` -> ``CalcService``."""
+    return "".join(part.capitalize() for part in module.split("_"))
 
 
 class RedisServer:

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import urllib.request
 import uuid
 import weakref
 from pathlib import Path
@@ -20,44 +19,27 @@ from typing import Iterator
 
 import calc_service
 import pytest
-from conftest import SERVICES_DIR, free_port, make_app
+from conftest import SERVICES_DIR, ServeProcess, make_app
 from helpers import jsonwsp, jsonwsp_result, wait_until
 
 from ladon_tasks import shutdown
 from ladon_tasks.stores.redis import RedisStore
 from ladon_tasks.task import TaskState
 
-LADON_TASKS = Path(sys.executable).parent / "ladon-tasks"
 #: What the stopping engine writes into a task it records lost.
 STOPPED = "server process stopped before the task ended"
 #: A task much longer than any wait below: if it is waited for, the test fails on a deadline.
 LONG_TASK = 600.0
 
 
-class Serve:
-    """``ladon-tasks serve calc_service`` in a subprocess; its output goes to a file."""
+class Serve(ServeProcess):
+    """``ladon-tasks serve calc_service`` with a given grace period."""
 
     def __init__(self, log_dir: Path, *options: str, grace_period: float) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"serve-{self.port}.log"
         env = dict(os.environ, LADON_TASKS_GRACE_PERIOD=str(grace_period))
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [str(LADON_TASKS), "serve", "calc_service", "--path", SERVICES_DIR, "--port", str(self.port),
-                 *options], stdout=log, stderr=subprocess.STDOUT, env=env)
-        wait_until(self._answers, timeout=60, message="ladon-tasks serve to answer")
-
-    def _answers(self) -> bool:
-        assert self.process.poll() is None, f"the server exited:\n{self.log()}"
-        try:
-            with urllib.request.urlopen(f"{self.url}/CalcService/jsonwsp/description", timeout=2) as answer:
-                return answer.status == 200
-        except OSError:
-            return False
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        log_path = log_dir / f"serve-{uuid.uuid4().hex[:8]}.log"
+        super().__init__(["calc_service"], log_path, *options, env=env)
+        self.wait_answering()
 
     def start_running(self, method: str, **args: object) -> str:
         """Start a task and wait until it runs."""
@@ -74,11 +56,6 @@ class Serve:
             return self.process.wait(timeout=deadline)
         except subprocess.TimeoutExpired:
             pytest.fail(f"the server was still running {deadline} s after SIGTERM:\n{self.log()}")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture

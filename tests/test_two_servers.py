@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from conftest import SERVICES_DIR, free_port
+from conftest import ServeProcess
 from helpers import wait_until
 from test_protocols import (
     RESULT_CASES,
@@ -26,52 +24,26 @@ from test_protocols import (
     wait_done,
 )
 
-LADON_TASKS = Path(sys.executable).parent / "ladon-tasks"
 #: Every rtype, falsy values and empty lists included.
 CASES = RESULT_CASES
 
 
-class Server:
-    """One ``ladon-tasks serve`` subprocess on a free port; its output goes to a file."""
+class Server(ServeProcess):
+    """Server A or B: both modules, process mode, one worker, on the shared Redis."""
 
     def __init__(self, name: str, redis_url: str, log_dir: Path) -> None:
         self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"{name}.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [str(LADON_TASKS), "serve", "calc_service", "proto_service", "--path", SERVICES_DIR,
-                 "--mode", "process", "--redis-url", redis_url, "--port", str(self.port),
-                 "--processes", "1"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def answers(self) -> bool:
-        assert self.process.poll() is None, f"server {self.name} exited:\n{self.log()}"
-        try:
-            with urllib.request.urlopen(f"{self.url}/CalcService/jsonwsp/description", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        super().__init__(["calc_service", "proto_service"], log_dir / f"{name}.log",
+                         "--mode", "process", "--redis-url", redis_url, "--processes", "1")
 
 
 @pytest.fixture
 def servers(redis_url: str, tmp_path: Path) -> Iterator[tuple[Server, Server]]:
     """Servers A and B, both answering, sharing one Redis database."""
-    assert LADON_TASKS.exists(), f"{LADON_TASKS} is not installed (pip install -e .)"
     pair = (Server("A", redis_url, tmp_path), Server("B", redis_url, tmp_path))
     try:
         for server in pair:
-            wait_until(server.answers, timeout=60, interval=0.1, message=f"server {server.name} to answer")
+            server.wait_answering()
         yield pair
     finally:
         for server in pair:
