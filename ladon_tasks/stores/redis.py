@@ -42,6 +42,12 @@ ENDED_CACHE_SIZE = 10_000
 
 # Each script changes a task only if it exists and is in the expected state, so writes
 # from a late or restarted worker can neither resurrect nor reopen a task.
+# A new task: all its fields and its TTL in one atomic step, or nothing.
+_CREATE = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
 _MARK_RUNNING = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'heartbeat', ARGV[1],
@@ -132,7 +138,8 @@ class RedisStore(TaskStore):
             )
             self._scripts = {
                 name: client.register_script(source)
-                for name, source in (("mark_running", _MARK_RUNNING), ("progress", _PROGRESS),
+                for name, source in (("create", _CREATE), ("mark_running", _MARK_RUNNING),
+                                     ("progress", _PROGRESS),
                                      ("heartbeat", _HEARTBEAT), ("finish", _FINISH))
             }
             self._client, self._pid = client, pid
@@ -169,14 +176,10 @@ class RedisStore(TaskStore):
             "heartbeat": "0",
         }
         key = self.key(TASK_KEY, record.task_id)
-
-        def write() -> None:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(key, mapping=mapping)
-            pipe.expire(key, self.live_ttl)
-            pipe.execute()
-
-        self._call("create task", write)
+        args: list[Any] = [self.live_ttl]
+        for name, value in mapping.items():
+            args += (name, value)
+        self._call("create task", lambda: self._script("create", [key], args))
 
     def get(self, task_id: str) -> TaskRecord | None:
         ended = self._ended_entry(task_id)
