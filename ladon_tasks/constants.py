@@ -14,5 +14,7 @@ ENV_PREFIX = "LADON_TASKS_"
 
 #: Key under which TaskWSGIApplication puts its engine into the WSGI environ.
 ENVIRON_ENGINE_KEY = "ladon_tasks.engine"
+#: Environ key that says a request is served by TaskWSGIApplication, and with which debug.
+ENVIRON_DEBUG_KEY = "ladon_tasks.debug"
 #: Keyword through which a task reports progress (Ladon's documented name).
 UPDATE_PROGRESS_KW = "update_progress"

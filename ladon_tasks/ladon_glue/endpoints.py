@@ -11,11 +11,11 @@ from ladon.ladonizer.collection import global_service_collection
 from ladon.types import validate_type
 
 from ladon_tasks.config import PROCESS_MODE, THREAD_MODE, TaskConfig
-from ladon_tasks.constants import ENVIRON_ENGINE_KEY, UPDATE_PROGRESS_KW
+from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY, UPDATE_PROGRESS_KW
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.exceptions import LadonTasksError, TaskNotFound
 from ladon_tasks.ladon_glue import codec
-from ladon_tasks.ladon_glue.faults import ENVIRON_DEBUG_KEY, to_fault
+from ladon_tasks.ladon_glue.faults import to_fault
 from ladon_tasks.ladon_glue.spec import TaskMethodSpec, parse_tasktype
 from ladon_tasks.ladon_glue.types import TaskInfoResponse, TaskProgressResponse
 

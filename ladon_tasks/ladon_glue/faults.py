@@ -8,6 +8,7 @@ from typing import Any
 from ladon.exceptions.service import ClientFault, ServerFault, ServiceFault
 from ladon.server.dispatcher import Dispatcher
 
+from ladon_tasks.constants import ENVIRON_DEBUG_KEY
 from ladon_tasks.exceptions import (
     ConfigurationError,
     InvalidTaskId,
@@ -23,8 +24,6 @@ from ladon_tasks.ladon_glue.codec import NotEncodable
 
 log = logging.getLogger("ladon_tasks.faults")
 
-#: Environ key that says a request is served by TaskWSGIApplication, and with which debug.
-ENVIRON_DEBUG_KEY = "ladon_tasks.debug"
 
 #: Each error maps to one fault: client faults for bad requests, server faults otherwise.
 #: The fault's ``detail`` is the error's name, for clients to tell the cases apart.

@@ -10,9 +10,9 @@ from ladon.server import NO_LOGGING
 from ladon.server.wsgi_application import LadonWSGIApplication
 
 from ladon_tasks.config import THREAD_MODE, TaskConfig
-from ladon_tasks.constants import ENVIRON_ENGINE_KEY
+from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY
 from ladon_tasks.engine import TaskEngine
-from ladon_tasks.ladon_glue.faults import ENVIRON_DEBUG_KEY, install_sanitizing_dispatcher
+from ladon_tasks.ladon_glue.faults import install_sanitizing_dispatcher
 from ladon_tasks.ladon_glue.services import check_task_methods, import_service_modules
 from ladon_tasks.shutdown import install_shutdown_hooks
 
