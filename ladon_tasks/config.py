@@ -52,6 +52,19 @@ class TaskConfig:
     grace_period: float = 10.0
     #: Send exception tracebacks to clients in faults (never in production).
     debug: bool = False
+    #: Seconds a task may run before it is ended ``failed`` with ``TimeLimitExceeded``; None: no limit.
+    time_limit: float | None = None
+    #: Seconds a running task may go without calling ``update_progress`` before it is ended
+    #: ``failed`` with ``TaskStalled``; None: no limit.
+    max_silence: float | None = None
+    #: How many times a task that raised, or whose worker was lost, is run again.
+    retries: int = 0
+    #: Seconds before the first retry; each later retry waits twice as long as the one before.
+    retry_backoff: float = 1.0
+    #: Seconds a task asked to stop (cancel, limits) has to return before it is ended by force.
+    cancel_grace: float = 5.0
+    #: Seconds an expired or dismissed task id still answers TaskExpired / TaskDismissed.
+    tombstone_ttl: float = 86400.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -59,9 +72,11 @@ class TaskConfig:
         for name in ("threads", "processes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
-        for name in ("result_ttl", "progress_interval", "heartbeat_interval", "lost_after"):
+        for name in ("result_ttl", "progress_interval", "heartbeat_interval", "lost_after",
+                     "cancel_grace", "tombstone_ttl"):
             if float(getattr(self, name)) <= 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
+        check_limits(self.time_limit, self.max_silence, self.retries, self.retry_backoff)
         if self.lost_after <= self.heartbeat_interval:
             raise ConfigurationError("lost_after must be longer than heartbeat_interval")
         if self.mode == PROCESS_MODE and not self.redis_url:
@@ -93,8 +108,30 @@ class TaskConfig:
         return cls().with_options(**options) if options else cls()
 
 
+def check_limits(time_limit: Any, max_silence: Any, retries: Any, retry_backoff: Any,
+                 where: str = "") -> None:
+    """Raise ConfigurationError, naming the fix, for a bad lifecycle option."""
+    for name, value in (("time_limit", time_limit), ("max_silence", max_silence)):
+        if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            raise ConfigurationError(
+                f"{where}{name}={value!r}: give a positive number of seconds, or None for no limit")
+    if retries is not None and not (isinstance(retries, int) and not isinstance(retries, bool)
+                                    and retries >= 0):
+        raise ConfigurationError(f"{where}retries={retries!r}: give a whole number, 0 or more")
+    if retry_backoff is not None and not (isinstance(retry_backoff, (int, float)) and retry_backoff >= 0):
+        raise ConfigurationError(f"{where}retry_backoff={retry_backoff!r}: give 0 or more seconds")
+
+
+#: Values that mean "no limit" for an optional number given as text (environment, flags).
+_NO_LIMIT = ("", "none", "off", "no")
+
+
 def _coerce(name: str, value: Any) -> Any:
     kind = {f.name: f.type for f in fields(TaskConfig)}[name]
+    if kind == "float | None":
+        if isinstance(value, str) and value.strip().lower() in _NO_LIMIT:
+            return None
+        kind = "float"
     try:
         if kind == "bool" and isinstance(value, str):
             lowered = value.strip().lower()

@@ -6,6 +6,8 @@ from __future__ import annotations
 DEFAULT_KEY_PREFIX = "ladon_tasks"
 #: Redis key of one task's hash: ``{prefix}:task:{task_id}``.
 TASK_KEY = "task"
+#: Redis key of a task's tombstone, why its record is gone: ``{prefix}:gone:{task_id}``.
+GONE_KEY = "gone"
 #: Redis key that says a server process is alive: ``{prefix}:owner:{owner_id}``.
 OWNER_KEY = "owner"
 

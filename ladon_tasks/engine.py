@@ -17,14 +17,25 @@ from ladon_tasks.exceptions import (
     ConfigurationError,
     ResultNotReady,
     ShuttingDown,
+    TaskCancelled,
+    TaskDismissed,
+    TaskExpired,
     TaskFailed,
     TaskLost,
     TaskNotFound,
 )
 from ladon_tasks.executors.base import Executor
 from ladon_tasks.ids import new_task_id, validate_task_id
+from ladon_tasks.options import TaskOptions, TaskPolicy
 from ladon_tasks.stores.base import TaskStore
-from ladon_tasks.task import TaskRecord, TaskState
+from ladon_tasks.task import Gone, TaskRecord, TaskState
+
+#: What :meth:`TaskEngine.result` raises for a task that ended without a result.
+_NO_RESULT: dict[TaskState, type[TaskFailed] | type[TaskCancelled]] = {
+    TaskState.FAILED: TaskFailed,
+    TaskState.LOST: TaskLost,
+    TaskState.CANCELLED: TaskCancelled,
+}
 
 log = logging.getLogger(__name__)
 
@@ -79,23 +90,17 @@ class TaskEngine:
         if route[0] == THREAD_MODE:
             from ladon_tasks.stores.memory import MemoryStore
 
-            return MemoryStore(result_ttl=config.result_ttl)
+            return MemoryStore(result_ttl=config.result_ttl, tombstone_ttl=config.tombstone_ttl)
         from ladon_tasks.stores.redis import RedisStore
 
-        return RedisStore(
-            route[1] or "",
-            key_prefix=config.key_prefix,
-            result_ttl=config.result_ttl,
-            progress_interval=config.progress_interval,
-            heartbeat_interval=config.heartbeat_interval,
-            lost_after=config.lost_after,
-        )
+        return RedisStore.from_config(config, route[1])
 
     def _make_executor(self, route: tuple[str, str | None], store: TaskStore) -> Executor:
         if route[0] == THREAD_MODE:
             from ladon_tasks.executors.thread import ThreadExecutor
 
-            return ThreadExecutor(store, self.config.threads, debug=self.config.debug)
+            return ThreadExecutor(store, self.config.threads, debug=self.config.debug,
+                                  turn=self.config.progress_interval)
         from ladon_tasks.executors.process import ProcessExecutor
         from ladon_tasks.stores.redis import RedisStore
 
@@ -106,57 +111,99 @@ class TaskEngine:
 
     # -- tasks ------------------------------------------------------------------------
 
-    def start(self, method: str, job: Any, mode: str | None = None, redis_url: str | None = None) -> str:
-        """Record a new queued task and submit ``job``; return its id.
+    def start(self, method: str, job: Any, mode: str | None = None, redis_url: str | None = None,
+              policy: TaskPolicy | None = None) -> str:
+        """Record a new queued task and submit ``job`` to run under ``policy``; return its id.
 
         Thread mode takes a callable ``job(update_progress)``; process mode a worker job
-        dict (see :mod:`ladon_tasks.executors.worker`). Raises StoreUnavailable, with
-        nothing recorded, if the store cannot be written.
+        dict (see :mod:`ladon_tasks.executors.worker`). ``policy`` defaults to the
+        application's limits and retries. Raises StoreUnavailable, with nothing
+        recorded, if the store cannot be written.
         """
         if self._stopping:
             raise ShuttingDown("this server process is stopping and accepts no new task")
+        policy = policy or self.default_policy
         executor = self.executor(mode, redis_url)
         store = self.store(mode, redis_url)
         executor.prepare()
         record = TaskRecord(task_id=new_task_id(), method=method, created=time.time(),
-                            owner=executor.owner)
+                            owner=executor.owner, max_silence=policy.max_silence or 0.0)
         store.create(record)
         try:
-            executor.submit(record.task_id, job)
+            executor.submit(record.task_id, job, policy)
         except ShuttingDown:
             store.finish(record.task_id, TaskState.LOST, time.time(),
                          error="TaskLost: the server process began stopping as the task was started")
             raise
         return record.task_id
 
+    @property
+    def default_policy(self) -> TaskPolicy:
+        """The application's limits and retries, for tasks that set none of their own."""
+        return TaskOptions().policy(self.config)
+
     def status(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> TaskRecord:
-        """The task's record; raises InvalidTaskId or TaskNotFound."""
+        """The task's record; raises InvalidTaskId, TaskNotFound, TaskExpired or TaskDismissed."""
         task_id = validate_task_id(task_id)
-        record = self.store(mode, redis_url).get(task_id)
+        store = self.store(mode, redis_url)
+        record = store.get(task_id)
         if record is None:
-            raise TaskNotFound(
-                f"no task {task_id}: it was never started here, or it ended more than "
-                f"{self.config.result_ttl:g} s ago and its record expired"
-            )
+            raise self._gone(store, task_id)
         return record
+
+    def _gone(self, store: TaskStore, task_id: str) -> TaskNotFound:
+        """The error for an id without a record: expired, dismissed, or never seen."""
+        why = store.tombstone(task_id)
+        if why is Gone.EXPIRED:
+            return TaskExpired(f"task {task_id} ended more than {self.config.result_ttl:g} s ago "
+                               "(result_ttl) and its record and result have expired")
+        if why is Gone.DISMISSED:
+            return TaskDismissed(f"task {task_id} was dismissed: its record and result are gone")
+        return TaskNotFound(
+            f"no task {task_id}: it was never started here, or it ended so long ago that even "
+            f"its tombstone ({self.config.tombstone_ttl:g} s after its record) has expired"
+        )
 
     def result(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> Any:
         """The stored result of a succeeded task (encoded form in process mode).
 
-        Raises ResultNotReady, TaskFailed, TaskLost, TaskNotFound or InvalidTaskId.
+        Raises ResultNotReady, TaskFailed, TaskLost, TaskCancelled, TaskNotFound (or its
+        TaskExpired and TaskDismissed) or InvalidTaskId.
         """
         record = self.status(task_id, mode, redis_url)
         if record.state is TaskState.SUCCEEDED:
             return self.store(mode, redis_url).get_result(record.task_id)
-        if record.state is TaskState.FAILED:
-            raise TaskFailed(record.task_id, record.error)
-        if record.state is TaskState.LOST:
-            raise TaskLost(record.task_id, record.error)
+        error_type = _NO_RESULT.get(record.state)
+        if error_type is not None:
+            raise error_type(record.task_id, record.error)
         raise ResultNotReady(
             f"task {record.task_id} is still {record.state.value} "
             f"(progress {record.progress:.0%}): ask for its result when its state is "
             f"'{TaskState.SUCCEEDED.value}'"
         )
+
+    def cancel(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> TaskRecord:
+        """Cancel a task: a queued one ends ``cancelled`` now, a running one is asked to
+        stop (and ended by force after ``cancel_grace``), an ended one is left alone.
+        Returns the record as it is now; raises as :meth:`status` for unknown ids."""
+        return self._control(task_id, mode, redis_url, "request_cancel")
+
+    def dismiss(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> TaskRecord:
+        """Forget a task and its result, cancelling it first if it has not ended; from now
+        on its id answers TaskDismissed. Returns the record as it was when dismissed."""
+        return self._control(task_id, mode, redis_url, "dismiss")
+
+    def _control(self, task_id: str, mode: str | None, redis_url: str | None, action: str) -> TaskRecord:
+        task_id = validate_task_id(task_id)
+        store = self.store(mode, redis_url)
+        record = getattr(store, action)(task_id, time.time())
+        if record is None:
+            raise self._gone(store, task_id)
+        if record.state is TaskState.RUNNING:
+            executor = self._executors.get(self._route(mode, redis_url))
+            if executor is not None:
+                executor.poke()  # it may be running here: no need to wait for the next turn
+        return record
 
     def shutdown(self, grace_period: float | None = None) -> list[str]:
         """Refuse new tasks, give running ones ``grace_period`` s, record the rest lost.

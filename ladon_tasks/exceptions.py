@@ -1,4 +1,4 @@
-"""The one exception family of ladon_tasks."""
+"""The one exception family of ladon_tasks, and the interrupts raised inside a task."""
 
 from __future__ import annotations
 
@@ -16,7 +16,15 @@ class InvalidTaskId(LadonTasksError):
 
 
 class TaskNotFound(LadonTasksError):
-    """No task has this id: never issued, expired, or kept by another process."""
+    """No task has this id: never issued, or kept by another process."""
+
+
+class TaskExpired(TaskNotFound):
+    """The task ended and its record expired after ``result_ttl``."""
+
+
+class TaskDismissed(TaskNotFound):
+    """The task was dismissed: its record and result were dropped on request."""
 
 
 class ResultNotReady(LadonTasksError):
@@ -36,9 +44,39 @@ class TaskLost(TaskFailed):
     """The task's worker went away (killed, crashed or stopped) before it finished."""
 
 
+class TaskCancelled(LadonTasksError):
+    """The task was cancelled, so it has no result; ``error`` says when and how."""
+
+    def __init__(self, task_id: str, error: str) -> None:
+        super().__init__(f"task {task_id} was cancelled: {error}")
+        self.task_id = task_id
+        self.error = error
+
+
 class StoreUnavailable(LadonTasksError):
     """The task store (Redis) cannot be reached; nothing was written."""
 
 
 class ShuttingDown(LadonTasksError):
     """The server process is stopping and accepts no new task."""
+
+
+class TaskInterrupt(BaseException):
+    """Raised inside a running task by ``update_progress`` when the task must stop.
+
+    It derives from BaseException, as KeyboardInterrupt does, so that a task's own
+    ``except Exception:`` does not swallow it; clean up in ``finally`` and let it pass.
+    If a task catches it anyway, every later ``update_progress`` call raises it again.
+    """
+
+
+class CancelRequested(TaskInterrupt):
+    """A caller cancelled the task (``<method>_cancel`` or ``<method>_dismiss``)."""
+
+
+class TimeLimitExceeded(TaskInterrupt):
+    """The task has run longer than its ``time_limit``."""
+
+
+class TaskStalled(TaskInterrupt):
+    """The task has not called ``update_progress`` for ``max_silence`` seconds."""

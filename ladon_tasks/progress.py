@@ -6,7 +6,9 @@ import contextvars
 from dataclasses import dataclass
 from typing import Callable
 
+from ladon_tasks.options import TaskPolicy
 from ladon_tasks.stores.base import ProgressSink
+from ladon_tasks.watchdog import CALLS, STOP, Control, interrupt_for
 
 UpdateProgress = Callable[[float], None]
 
@@ -34,10 +36,14 @@ def get_current_task() -> TaskContext | None:
     return _current_task.get()
 
 
-def make_update_progress(sink: ProgressSink) -> UpdateProgress:
-    """The ``update_progress`` function handed to a task: clamps to [0, 1], ignores NaN."""
+def make_update_progress(sink: ProgressSink, control: Control, policy: TaskPolicy) -> UpdateProgress:
+    """The ``update_progress`` function handed to a task: clamps to [0, 1], ignores NaN,
+    and raises the task's TaskInterrupt once its executor asked it to stop."""
 
     def update_progress(value: float) -> None:
+        if control[STOP]:
+            raise interrupt_for(control[STOP], policy)
+        control[CALLS] += 1
         value = float(value)
         if value < 0.0:
             value = 0.0

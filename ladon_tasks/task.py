@@ -16,6 +16,7 @@ class TaskState(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     LOST = "lost"
+    CANCELLED = "cancelled"
 
     @property
     def done(self) -> bool:
@@ -23,7 +24,13 @@ class TaskState(str, Enum):
         return self in _DONE
 
 
-_DONE = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.LOST})
+_DONE = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.LOST, TaskState.CANCELLED})
+
+
+#: What :meth:`TaskRecord.health` says of a running task.
+HEALTH_OK = "ok"
+HEALTH_SILENT = "silent"
+HEALTH_STALLED = "stalled"
 
 
 @dataclass(slots=True)
@@ -40,6 +47,14 @@ class TaskRecord:
     error: str = ""
     owner: str = ""
     heartbeat: float = 0.0
+    #: 1 for the first run, then one more for each retry.
+    attempt: int = 1
+    #: When a cancel was asked for (0.0: never); the task may still be stopping.
+    cancel_requested: float = 0.0
+    #: When the running task last called ``update_progress`` (0.0: not since it started).
+    touched: float = 0.0
+    #: The method's ``max_silence`` in seconds (0.0: none), to tell silent from stalled.
+    max_silence: float = 0.0
     result: Any = None
 
     @property
@@ -49,6 +64,47 @@ class TaskRecord:
             return 0.0
         end = self.finished or time.time()
         return max(0.0, end - self.started)
+
+    def silent_for(self, now: float | None = None) -> float:
+        """Seconds since a running task last reported progress (or started); else 0.0."""
+        if self.state is not TaskState.RUNNING or not self.started:
+            return 0.0
+        now = time.time() if now is None else now
+        return max(0.0, now - max(self.touched, self.started))
+
+    def health(self, now: float | None = None) -> str:
+        """``""`` unless running; ``"ok"``, ``"silent"`` (half of ``max_silence`` passed
+        without progress) or ``"stalled"`` (all of it: the task is being ended)."""
+        if self.state is not TaskState.RUNNING:
+            return ""
+        if not self.max_silence:
+            return HEALTH_OK
+        silent = self.silent_for(now)
+        if silent >= self.max_silence:
+            return HEALTH_STALLED
+        return HEALTH_SILENT if silent >= self.max_silence / 2 else HEALTH_OK
+
+
+class Gone(str, Enum):
+    """Why a task id that was issued has no record any more (its tombstone says)."""
+
+    EXPIRED = "expired"
+    DISMISSED = "dismissed"
+
+
+def snapshot(record: TaskRecord) -> TaskRecord:
+    """A copy of ``record`` without its result, for readers."""
+    return TaskRecord(
+        task_id=record.task_id, method=record.method, state=record.state, progress=record.progress,
+        created=record.created, started=record.started, finished=record.finished,
+        error=record.error, owner=record.owner, heartbeat=record.heartbeat, attempt=record.attempt,
+        cancel_requested=record.cancel_requested, touched=record.touched,
+        max_silence=record.max_silence,
+    )
+
+
+#: The error of a task cancelled before it ran.
+CANCELLED_QUEUED = "TaskCancelled: cancelled before it started"
 
 
 def clamp_progress(value: Any) -> float | None:

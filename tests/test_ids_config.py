@@ -8,7 +8,7 @@ import re
 import pytest
 from ladon.compat import PORTABLE_STRING
 
-from ladon_tasks import ConfigurationError, InvalidTaskId, TaskConfig, ladonize
+from ladon_tasks import ConfigurationError, InvalidTaskId, TaskConfig, TaskOptions, TaskPolicy, ladonize
 from ladon_tasks.ids import new_task_id, validate_task_id
 from ladon_tasks.ladon_glue.spec import parse_tasktype
 
@@ -253,12 +253,74 @@ def test_from_env_reads_os_environ(monkeypatch):
     ({"redis_server": "redis://other:7000/4"}, (True, "process", "redis://other:7000/4")),
 ])
 def test_parse_tasktype(tasktype, expected):
-    assert parse_tasktype(tasktype) == expected
+    options = parse_tasktype(tasktype)
+    got = (False, None, None) if options is None else (True, options.mode, options.redis_url)
+    assert got == expected
 
 
 def test_ladon_107_redis_server_form_means_process_mode_on_the_default_port():
-    is_task, mode, url = parse_tasktype({"enable": True, "redis_server": "host"})
-    assert (is_task, mode, url) == (True, "process", "redis://host:6379/0")
+    options = parse_tasktype({"enable": True, "redis_server": "host"})
+    assert (options.mode, options.redis_url) == ("process", "redis://host:6379/0")
+
+
+def test_lifecycle_options_are_read_into_one_typed_object():
+    options = parse_tasktype({"mode": "thread", "time_limit": 30, "max_silence": 5.5, "retries": 2,
+                              "retry_backoff": 0.5, "cancel_grace": 1})
+    assert options == TaskOptions(mode="thread", time_limit=30, max_silence=5.5, retries=2,
+                                  retry_backoff=0.5, cancel_grace=1)
+
+
+def test_a_methods_options_are_laid_over_the_applications():
+    config = TaskConfig(time_limit=60, retries=1, retry_backoff=2.0, cancel_grace=3.0)
+    policy = TaskOptions(max_silence=10, retries=4).policy(config)
+    assert policy == TaskPolicy(time_limit=60, max_silence=10, cancel_grace=3.0, retries=4,
+                                retry_backoff=2.0)
+    assert policy.max_attempts == 5
+    assert [policy.retry_delay(attempt) for attempt in (1, 2, 3)] == [2.0, 4.0, 8.0]
+    assert TaskOptions().policy(TaskConfig()) == TaskPolicy(time_limit=None, max_silence=None,
+                                                          cancel_grace=5.0, retries=0, retry_backoff=1.0)
+
+
+@pytest.mark.parametrize("tasktype, word", [
+    ({"time_limit": 0}, "time_limit"),
+    ({"time_limit": -1}, "time_limit"),
+    ({"max_silence": "soon"}, "max_silence"),
+    ({"retries": -1}, "retries"),
+    ({"retries": 1.5}, "retries"),
+    ({"retries": True}, "retries"),
+    ({"retry_backoff": -2}, "retry_backoff"),
+    ({"cancel_grace": 0}, "cancel_grace"),
+])
+def test_bad_lifecycle_options_fail_when_the_decorator_is_applied(tasktype, word):
+    with pytest.raises(ConfigurationError) as raised:
+        ladonize(int, rtype=int, tasktype=tasktype)
+    assert word in str(raised.value)
+    assert "give" in str(raised.value)  # the fix is named
+
+
+@pytest.mark.parametrize("options, word", [
+    ({"time_limit": "-5"}, "time_limit"),
+    ({"max_silence": "0"}, "max_silence"),
+    ({"retries": "-1"}, "retries"),
+    ({"retries": "two"}, "retries"),
+    ({"retry_backoff": "-1"}, "retry_backoff"),
+    ({"cancel_grace": "0"}, "cancel_grace"),
+    ({"tombstone_ttl": "0"}, "tombstone_ttl"),
+])
+def test_bad_lifecycle_options_fail_at_start_up(options, word):
+    with pytest.raises(ConfigurationError) as raised:
+        TaskConfig().with_options(**options)
+    assert word in str(raised.value)
+
+
+def test_lifecycle_options_from_the_environment():
+    config = TaskConfig.from_env({"LADON_TASKS_TIME_LIMIT": "90", "LADON_TASKS_MAX_SILENCE": "none",
+                                  "LADON_TASKS_RETRIES": "3", "LADON_TASKS_RETRY_BACKOFF": "0.25",
+                                  "LADON_TASKS_CANCEL_GRACE": "2", "LADON_TASKS_TOMBSTONE_TTL": "60"})
+    assert (config.time_limit, config.max_silence, config.retries, config.retry_backoff,
+            config.cancel_grace, config.tombstone_ttl) == (90.0, None, 3, 0.25, 2.0, 60.0)
+    defaults = TaskConfig()
+    assert (defaults.time_limit, defaults.max_silence, defaults.retries) == (None, None, 0)
 
 
 def test_memcache_server_is_rejected_pointing_to_redis():

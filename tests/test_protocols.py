@@ -35,7 +35,7 @@ TASK_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 UNKNOWN_ID = "A" * 22
 MALFORMED_IDS = ["not-a-task-id", "A" * 21 + "!"]
 PROGRESS_FIELDS = {"task_id", "state", "done", "progress", "duration", "starttime", "createtime",
-                   "endtime", "error"}
+                   "endtime", "error", "attempt", "cancel_requested", "silent_for", "health"}
 
 
 class Fault(Exception):
@@ -290,8 +290,11 @@ def check_ended(progress: dict, task_id: str, state: str) -> None:
     assert 0 < progress["createtime"] <= progress["starttime"] <= progress["endtime"]
     assert progress["duration"] == pytest.approx(progress["endtime"] - progress["starttime"], abs=1e-3)
     assert isinstance(progress["error"], str)
+    assert progress["attempt"] == 1 and type(progress["attempt"]) is int
+    assert progress["silent_for"] == 0.0 and progress["health"] == ""
     if state == "succeeded":
         assert progress["error"] == ""
+        assert progress["cancel_requested"] is False
 
 
 # -- results of every rtype ------------------------------------------------------------
@@ -501,7 +504,11 @@ def _wsdl_messages(url: str) -> dict[str, str]:
     return found
 
 
-def test_descriptions_list_the_three_methods(live_server: Callable) -> None:
+#: The endpoints every task method gets that answer a TaskProgressResponse.
+PROGRESS_ENDPOINTS = ("progress", "cancel", "dismiss")
+
+
+def test_descriptions_list_every_task_endpoint(live_server: Callable) -> None:
     url = live_server(make_app(["calc_service", "proto_service"])).url
 
     calc = _description(f"{url}/CalcService/jsonwsp/description")
@@ -510,8 +517,9 @@ def test_descriptions_list_the_three_methods(live_server: Callable) -> None:
     for method, twin in TWINS.items():
         assert methods[method]["ret_info"]["type"] == "TaskInfoResponse"
         assert list(methods[method]["params"]) == list(proto["methods"][twin]["params"])
-        for endpoint, ret_type in ((f"{method}_progress", "TaskProgressResponse"),
-                                   (f"{method}_result", proto["methods"][twin]["ret_info"]["type"])):
+        answers = {f"{method}_{suffix}": "TaskProgressResponse" for suffix in PROGRESS_ENDPOINTS}
+        answers[f"{method}_result"] = proto["methods"][twin]["ret_info"]["type"]
+        for endpoint, ret_type in answers.items():
             assert methods[endpoint]["ret_info"]["type"] == ret_type, endpoint
             assert list(methods[endpoint]["params"]) == ["task_id"]
             assert methods[endpoint]["params"]["task_id"]["type"] == "string"
@@ -521,7 +529,8 @@ def test_descriptions_list_the_three_methods(live_server: Callable) -> None:
     assert {name: spec["type"] for name, spec in types["TaskProgressResponse"].items()} == {
         "task_id": "string", "state": "string", "done": "boolean", "progress": "float",
         "duration": "float", "starttime": "float", "createtime": "float", "endtime": "float",
-        "error": "string"}
+        "error": "string", "attempt": "number", "cancel_requested": "boolean", "silent_for": "float",
+        "health": "string"}
     assert {name: spec["type"] for name, spec in types["TaskInfoResponse"].items()} == {"task_id": "string"}
     assert types["Assembly"] == proto["types"]["Assembly"]
     assert "add_progress" not in methods and "add_result" not in methods
@@ -530,11 +539,13 @@ def test_descriptions_list_the_three_methods(live_server: Callable) -> None:
     proto_wsdl = _wsdl_messages(f"{url}/ProtoService/soap11/description")
     operations = zeep.Client(f"{url}/CalcService/soap11/description").service._binding._operations
     for method, twin in TWINS.items():
-        assert {method, f"{method}_progress", f"{method}_result"} <= set(operations)
+        endpoints = [f"{method}_{suffix}" for suffix in (*PROGRESS_ENDPOINTS, "result")]
+        assert {method, *endpoints} <= set(operations)
         assert calc_wsdl[method] == proto_wsdl[twin]
         assert calc_wsdl[f"{method}Response"] == "result:TaskInfoResponse"
-        assert calc_wsdl[f"{method}_progress"] == calc_wsdl[f"{method}_result"] == "task-id:string"
-        assert calc_wsdl[f"{method}_progressResponse"] == "result:TaskProgressResponse"
+        assert {calc_wsdl[endpoint] for endpoint in endpoints} == {"task-id:string"}
+        for suffix in PROGRESS_ENDPOINTS:
+            assert calc_wsdl[f"{method}_{suffix}Response"] == "result:TaskProgressResponse"
         assert calc_wsdl[f"{method}_resultResponse"] == proto_wsdl[f"{twin}Response"]
     assert "add_progress" not in operations
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from ladon_tasks.options import TaskPolicy
+
 
 class Executor(ABC):
     """Runs submitted tasks on a bounded pool; tasks beyond the pool wait queued."""
@@ -16,8 +18,11 @@ class Executor(ABC):
         """Make the pool ready; called before every task is recorded, so keep it cheap."""
 
     @abstractmethod
-    def submit(self, task_id: str, job: Any) -> None:
-        """Queue ``job`` for the already recorded task ``task_id``."""
+    def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None) -> None:
+        """Queue ``job`` for the already recorded task ``task_id``, to run under ``policy``."""
+
+    def poke(self) -> None:
+        """A cancel was asked for: look at the running tasks now, not at the next turn."""
 
     @abstractmethod
     def shutdown(self, grace_period: float) -> list[str]:

@@ -1,30 +1,42 @@
-"""Multiprocessing mode: tasks run in a bounded pool of worker processes per server process.
+"""Multiprocessing mode: tasks run in a bounded set of worker processes per server process.
 
-The pool is made at the first task with the ``forkserver`` start method, so no worker is
-ever forked from the threaded web server. ``multiprocessing.Pool`` replaces a worker that
-dies; the task it was running is then reported lost by its stale heartbeat.
+The pool is a small supervisor of our own rather than ``multiprocessing.Pool``, which
+shares one job queue and its lock among all workers: a worker killed while it holds that
+lock stalls every sibling, and ``Pool.terminate`` can hang once the process group got a
+SIGTERM. Here every worker has its own pipe and runs one task at a time; the server
+process knows which worker runs which task, so it can kill one (a cancel or a limit
+past its grace period) or lose one (SIGKILL, OOM) and replace it without touching the
+others. A start sends the task straight down an idle worker's pipe (or queues it in
+memory): no thread is woken for it. Workers are started with ``forkserver``, so none is
+ever forked from the threaded web server.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import os
 import sys
-import threading
-import time
-from multiprocessing.pool import Pool
+import weakref
+from multiprocessing import connection
 from typing import Any
 
 from multiprocessing_logging import MultiProcessingHandler
 
 from ladon_tasks.config import TaskConfig
-from ladon_tasks.exceptions import ShuttingDown, StoreUnavailable
+from ladon_tasks.exceptions import StoreUnavailable
 from ladon_tasks.executors import worker
-from ladon_tasks.executors.base import Executor
+from ladon_tasks.executors.pool import IDLE_TURN, Job, Slot, SlotPool
+from ladon_tasks.runner import Outcome
 from ladon_tasks.stores.redis import RedisStore
+from ladon_tasks.task import TaskState
+from ladon_tasks.watchdog import CALLS, STOP, Control
 
 log = logging.getLogger(__name__)
+
+#: Seconds to wait for a worker process to exit after it was told to, or killed.
+EXIT_WAIT = 5.0
 
 
 class _Redispatch(logging.Handler):
@@ -36,110 +48,246 @@ class _Redispatch(logging.Handler):
             logger.handle(record)
 
 
-class ProcessExecutor(Executor):
-    """``processes`` worker processes fed through a pipe; task state goes through Redis."""
+class WorkerSlot(Slot):
+    """A worker process, the parent end of its pipe, and the control it shares."""
+
+    def __init__(self, process: Any, conn: Any, control: Control) -> None:
+        super().__init__()
+        self.process = process
+        self.conn = conn
+        self.control = control
+
+
+class ProcessExecutor(SlotPool):
+    """``processes`` worker processes, one pipe each; task state goes through Redis."""
 
     def __init__(self, store: RedisStore, config: TaskConfig, start_method: str = "forkserver") -> None:
-        self.store = store
+        super().__init__(store, config.processes, config.progress_interval, "worker pool")
+        self.redis_store = store
         self.config = config
         self.start_method = start_method
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
-        self._pool: Pool | None = None
-        self._pool_pid = -1
+        self.idle_turn = min(IDLE_TURN, config.heartbeat_interval)
+        self._slots: list[WorkerSlot] = []
+        self._pid = -1
+        self._context: Any = None
+        self._settings: worker.WorkerSettings | None = None
         self._log_handler: MultiProcessingHandler | None = None
-        self._pending: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
-        self._closed = False
+        self._wake_read = self._wake_write = -1
+        self._last_beat = 0.0
 
-    def _get_pool_unlocked(self) -> Pool:
-        if self._pool is None or self._pool_pid != os.getpid():
-            self._start_pool()
-        assert self._pool is not None
-        return self._pool
+    # -- starting ---------------------------------------------------------------------
 
-    def _start_pool(self) -> None:
+    def prepare(self) -> None:
+        """Start the workers and register the owner key before the first task is recorded."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._start()
+        self.redis_store.register_owner(self.owner, self.config.lost_after)
+
+    def _start(self) -> None:
         context = multiprocessing.get_context(self.start_method)
+        self._context = context
         self._log_handler = MultiProcessingHandler("ladon-tasks-workers", sub_handler=_Redispatch())
         # multiprocessing-logging makes its queue in the default (fork) context, which a
         # forkserver child cannot receive; its receiving thread reads ``queue`` afresh on
         # every turn, so a queue of our context takes over before any worker exists.
         self._log_handler.queue = context.Queue(-1)
-        settings = worker.WorkerSettings(
+        self._settings = worker.WorkerSettings(
             config=self.config,
             sys_path=list(sys.path),
             log_level=logging.getLogger().getEffectiveLevel(),
             server_pid=os.getpid(),
+            queue_owner=self.owner,
         )
-        self._pool = context.Pool(
-            self.config.processes,
-            initializer=worker.init_worker,
-            initargs=(settings, self._log_handler.queue),
-        )
-        self._pool_pid = os.getpid()
-        self._stop.clear()
-        self._beat = threading.Thread(target=self._beat_forever, name="ladon-tasks-owner", daemon=True)
-        self._beat.start()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        self._slots, self._idle, self._busy = [], [], {}
+        self._pid = os.getpid()
+        for _ in range(self.size):
+            slot = self._spawn()
+            if slot is not None:
+                self._idle.append(slot)
+        self._ensure_supervisor()
+        atexit.register(_kill_at_exit, weakref.ref(self))
 
-    def _beat_forever(self) -> None:
-        """Keep this process's owner key alive, so queued tasks are not reported lost."""
-        while True:
+    def _spawn(self) -> WorkerSlot | None:
+        """Start one worker process (called with the lock held)."""
+        context = self._context
+        parent_conn, child_conn = context.Pipe(duplex=True)
+        control = context.RawArray("q", 2)
+        process = context.Process(
+            target=worker.worker_main, name="ladon-tasks-worker",
+            args=(self._settings, child_conn, control, self._log_handler.queue))
+        try:
+            process.start()
+        except Exception:
+            log.exception("could not start a worker process")
+            parent_conn.close()
+            return None
+        finally:
+            child_conn.close()
+        slot = WorkerSlot(process, parent_conn, control)
+        self._slots.append(slot)
+        return slot
+
+    # -- SlotPool ---------------------------------------------------------------------
+
+    def _new_slot(self) -> Slot | None:
+        if self._closed or len(self._slots) >= self.size or self._context is None:
+            return None
+        return self._spawn()
+
+    def _control(self, slot: Slot) -> Control:
+        assert isinstance(slot, WorkerSlot)
+        slot.control[STOP] = 0
+        return slot.control
+
+    def _hand(self, slot: Slot, job: Job) -> None:
+        assert isinstance(slot, WorkerSlot)
+        order = worker.WorkOrder(job.task_id, job.payload, job.policy, job.attempt)
+        try:
+            slot.conn.send(order)
+        except OSError:  # the worker died just now: the supervisor replaces it
+            self._busy.pop(job.task_id, None)
+            slot.job = slot.watch = None
+            self._queue.appendleft(job)
+
+    def _wait(self, timeout: float) -> None:
+        with self._lock:
+            pipes = {slot.conn: slot for slot in self._slots}
+            sentinels = {slot.process.sentinel: slot for slot in self._slots}
+        ready = connection.wait([*pipes, *sentinels, self._wake_read], timeout)
+        for item in ready:
+            if item in pipes:
+                self._receive(pipes[item])
+        for item in ready:
+            if item == self._wake_read:
+                os.read(self._wake_read, 4096)
+            elif item in sentinels:
+                self._worker_died(sentinels[item])
+
+    def _wake(self) -> None:
+        if self._wake_write >= 0:
             try:
-                self.store.register_owner(self.owner, self.config.lost_after)
-            except StoreUnavailable as exc:
-                log.warning("owner heartbeat not written: %s", exc)
-            if self._stop.wait(self.config.heartbeat_interval):
-                return
+                os.write(self._wake_write, b"!")
+            except BlockingIOError:
+                pass  # already awake
 
-    def prepare(self) -> None:
-        """Start the pool and register the owner key before the first task is recorded."""
-        if self._pool is not None and self._pool_pid == os.getpid():
+    def _on_turn(self, now: float) -> None:
+        if now - self._last_beat < self.config.heartbeat_interval / 2:
             return
+        self._last_beat = now
+        try:
+            self.redis_store.register_owner(self.owner, self.config.lost_after)
+        except StoreUnavailable as exc:
+            log.warning("owner heartbeat not written: %s", exc)
+
+    # -- what workers report ----------------------------------------------------------
+
+    def _receive(self, slot: WorkerSlot) -> None:
+        try:
+            task_id, state, retry_in = slot.conn.recv()
+        except (EOFError, OSError):
+            return  # it died: its sentinel says so
+        job = slot.job
+        if job is None or job.task_id != task_id:
+            return
+        self._finished(slot, job, Outcome(None if state is None else TaskState(state), retry_in))
+
+    def _worker_died(self, slot: WorkerSlot) -> None:
+        """A worker exited: record its task's end (or a retry) and start another."""
         with self._lock:
-            self._get_pool_unlocked()
-        self.store.register_owner(self.owner, self.config.lost_after)
-
-    def submit(self, task_id: str, job: dict) -> None:
-        job = dict(job, task_id=task_id)
-
-        # Called from the pool's result thread when the worker answers. A killed worker
-        # never answers: its task is found lost by its heartbeat instead.
-        def forget(_: object) -> None:
-            with self._lock:
-                self._pending.pop(task_id, None)
-
+            if slot not in self._slots:
+                return  # handled already, or the pool is stopping
+        if slot.conn.poll():
+            self._receive(slot)  # it answered before it went
         with self._lock:
-            if self._closed:
-                raise ShuttingDown("the worker pool is stopping and takes no new task")
-            self._pending[task_id] = self._get_pool_unlocked().apply_async(
-                worker.run_job, (job,), callback=forget, error_callback=forget)
+            if slot not in self._slots:
+                return
+            self._slots.remove(slot)
+            watch = slot.watch
+            job = self._release(slot)
+        slot.process.join(EXIT_WAIT)
+        slot.conn.close()
+        if job is not None and watch is not None and not self._closed:
+            if watch.reason is not None:
+                self.record_forced_end(job, watch, self.owner)
+            else:
+                error = (f"TaskLost: its worker process {slot.process.pid} died "
+                         f"({_exit_reason(slot.process.exitcode)})")
+                log.error("task %s: %s", job.task_id, error)
+                self.end_or_retry(job, TaskState.LOST, error, self.owner)
+        with self._lock:
+            if not self._closed:
+                replacement = self._spawn()
+                if replacement is not None:
+                    self._idle.append(replacement)
+                self._dispatch()
+
+    def _end_by_force(self, slot: Slot) -> None:
+        assert isinstance(slot, WorkerSlot)
+        log.warning("killing worker process %d", slot.process.pid)
+        slot.process.kill()
+        slot.process.join(EXIT_WAIT)
+        self._worker_died(slot)
+
+    def calls_of(self, task_id: str) -> int:
+        """How many times the running task ``task_id`` has called update_progress."""
+        slot = self._busy.get(task_id)
+        return -1 if slot is None else slot.control[CALLS]
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the live worker processes (for tests and operators)."""
+        with self._lock:
+            return [slot.process.pid for slot in self._slots]
+
+    # -- stopping ---------------------------------------------------------------------
 
     def shutdown(self, grace_period: float) -> list[str]:
-        with self._lock:
+        if self._pid != os.getpid():
             self._closed = True
-        pool, self._pool = self._pool, None
-        if pool is None:
             return []
-        pool.close()
-        deadline = time.monotonic() + grace_period
-        with self._lock:
-            pending = {task_id: result for task_id, result in self._pending.items()
-                       if not self._ended(task_id)}
-        for result in pending.values():
-            result.wait(max(0.0, deadline - time.monotonic()))
-        unfinished = [task_id for task_id, result in pending.items() if not result.ready()]
-        pool.terminate()
-        pool.join()
-        self._stop.set()
+        unfinished = self._close(grace_period)
+        self._stop_workers()
         if self._log_handler is not None:
             self._log_handler.close()
         return unfinished
 
-    def _ended(self, task_id: str) -> bool:
-        """True if the store says the task has ended (a killed worker's task, found lost)."""
-        try:
-            record = self.store.get(task_id)
-        except StoreUnavailable:
-            return False
-        return record is None or record.state.done
+    def _stop_workers(self) -> None:
+        with self._lock:
+            self._closed = True
+            slots, self._slots = list(self._slots), []
+            self._idle, self._busy = [], {}
+        for slot in slots:
+            if slot.job is None:
+                try:
+                    slot.conn.send(None)
+                except OSError:
+                    pass
+            else:
+                slot.process.kill()
+        for slot in slots:
+            slot.process.join(EXIT_WAIT)
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(EXIT_WAIT)
+            slot.conn.close()
+        self._wake()
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "exit status unknown"
+    if exitcode < 0:
+        return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _kill_at_exit(executor_ref: weakref.ref) -> None:
+    """Workers ignore SIGTERM, so multiprocessing's own exit hook could wait for them."""
+    executor = executor_ref()
+    if executor is not None and executor._pid == os.getpid() and executor._slots:
+        executor._stop_workers()

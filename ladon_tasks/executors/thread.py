@@ -2,75 +2,126 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
-from concurrent.futures import Future, wait
-from typing import Any, Callable
 
-from ladon_tasks.exceptions import ShuttingDown
-from ladon_tasks.executors.base import Executor
-from ladon_tasks.runner import run_task
+from ladon_tasks.executors.pool import Job, Slot, SlotPool
+from ladon_tasks.runner import NOT_RUN, run_task
 from ladon_tasks.stores.base import TaskStore
+from ladon_tasks.watchdog import Control, new_control
+
+log = logging.getLogger(__name__)
 
 
-class ThreadExecutor(Executor):
+class ThreadSlot(Slot):
+    """A worker thread with its own inbox."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self.control: Control = new_control()
+        #: Ended by force: its thread runs on until the task returns, then exits.
+        self.abandoned = False
+
+
+class ThreadExecutor(SlotPool):
     """Up to ``threads`` worker threads, started as tasks come; the rest wait queued.
 
+    A job is a callable ``job(update_progress) -> result``. A thread cannot be killed, so
+    a task ended by force (it ignored a cancel or a limit for ``cancel_grace``) has its
+    record ended and its late result discarded, and its thread is *abandoned*: it runs on
+    until the task returns, and a new thread takes its slot. At most ``threads`` threads
+    are abandoned at once; past that, an abandoned thread keeps its slot until it returns.
     Daemon threads: Python joins every other thread when it exits, so a stopping server
     would otherwise wait for its longest task, whatever the grace period.
-    A job is a callable ``job(update_progress) -> result``.
     """
 
-    def __init__(self, store: TaskStore, threads: int, *, debug: bool = False) -> None:
-        self.store = store
+    def __init__(self, store: TaskStore, threads: int, *, debug: bool = False, turn: float = 0.1) -> None:
+        super().__init__(store, threads, turn, "task threads")
         self.threads = threads
         self.debug = debug
         self.owner = f"{os.uname().nodename}:{os.getpid()}"
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._workers: list[threading.Thread] = []
-        #: Tasks submitted and not yet ended (queued or running), by id.
-        self._pending: dict[str, Future] = {}
-        self._lock = threading.Lock()
-        self._closed = False
+        self._slots: list[ThreadSlot] = []
+        self._abandoned = 0
+        self._started = 0
+        self._wakeup = threading.Event()
 
-    def submit(self, task_id: str, job: Callable[..., Any]) -> None:
-        future: Future = Future()
-        with self._lock:
-            if self._closed:
-                raise ShuttingDown("the task threads are stopping and take no new task")
-            self._pending[task_id] = future
-            self._queue.put((task_id, job, future))
-            # One thread per unfinished task, up to the bound: a worker is never idle
-            # while a task waits, and never more threads than tasks.
-            if len(self._workers) < min(self.threads, len(self._pending)):
-                worker = threading.Thread(
-                    target=self._work, name=f"ladon-task-{len(self._workers)}", daemon=True)
-                self._workers.append(worker)
-                worker.start()
+    @property
+    def abandoned_threads(self) -> int:
+        """Threads still running a task that was ended by force."""
+        return self._abandoned
 
-    def _work(self) -> None:
+    def _new_slot(self) -> Slot | None:
+        over_allowance = max(0, self._abandoned - self.threads)
+        if len(self._slots) + over_allowance >= self.threads:
+            return None
+        slot = ThreadSlot()
+        self._slots.append(slot)
+        thread = threading.Thread(target=self._work, args=(slot,), daemon=True,
+                                  name=f"ladon-task-{self._started}")
+        self._started += 1
+        thread.start()
+        return slot
+
+    def _control(self, slot: Slot) -> Control:
+        assert isinstance(slot, ThreadSlot)
+        slot.control = new_control()  # an abandoned thread keeps its own
+        return slot.control
+
+    def _hand(self, slot: Slot, job: Job) -> None:
+        assert isinstance(slot, ThreadSlot)
+        slot.inbox.put(job)
+
+    def _work(self, slot: ThreadSlot) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            job = slot.inbox.get()
+            if job is None:
                 return
-            task_id, job, future = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(run_task(self.store, task_id, self.owner, job, debug=self.debug))
-                except BaseException as exc:  # run_task records a task's own errors
-                    future.set_exception(exc)
+            outcome = NOT_RUN
+            try:
+                outcome = run_task(self.store, job.task_id, self.owner, job.payload,
+                                   control=slot.control, policy=job.policy, attempt=job.attempt,
+                                   debug=self.debug)
+            except BaseException:  # run_task records a task's own errors; this is ours
+                log.exception("task %s: the task thread failed", job.task_id)
             with self._lock:
-                self._pending.pop(task_id, None)
+                if slot.abandoned:
+                    self._abandoned -= 1
+                    log.info("abandoned thread of task %s has returned", job.task_id)
+                    self._dispatch()
+                    return
+                self._finished(slot, job, outcome)
+
+    def _end_by_force(self, slot: Slot) -> None:
+        assert isinstance(slot, ThreadSlot)
+        with self._lock:
+            job, watch = slot.job, slot.watch
+            if job is None or watch is None or self._busy.get(job.task_id) is not slot:
+                return  # it returned meanwhile
+            self._release(slot)
+            slot.abandoned = True
+            self._slots.remove(slot)
+            self._abandoned += 1
+            log.warning("task %s: its thread is abandoned (%d abandoned now, at most %d without "
+                        "losing a slot)", job.task_id, self._abandoned, self.threads)
+        self.record_forced_end(job, watch, self.owner)
+        with self._lock:
+            self._dispatch()
+
+    def _wait(self, timeout: float) -> None:
+        self._wakeup.wait(timeout)
+        self._wakeup.clear()
+
+    def _wake(self) -> None:
+        self._wakeup.set()
 
     def shutdown(self, grace_period: float) -> list[str]:
+        unfinished = self._close(grace_period)
         with self._lock:
-            self._closed = True
-            pending = dict(self._pending)
-            workers, self._workers = self._workers, []
-        for future in pending.values():
-            future.cancel()  # only queued tasks can be; running ones get the grace period
-        for _ in workers:
-            self._queue.put(None)
-        wait(list(pending.values()), timeout=grace_period)
-        return [task_id for task_id, future in pending.items() if not future.done() or future.cancelled()]
+            slots = list(self._slots)
+        for slot in slots:
+            slot.inbox.put(None)
+        self._wake()
+        return unfinished

@@ -1,9 +1,11 @@
 """The worker-process side of multiprocessing mode.
 
-A job is a JSON-able dict: ``task_id``, ``entry`` (``"module:function"``) and ``payload``.
-The worker imports ``entry`` and calls it with the payload; it returns the pair
-``(call, encode)`` that :func:`~ladon_tasks.runner.run_task` needs. The engine thus knows
-nothing of Ladon: the Ladon glue provides the entry.
+A worker reads :class:`WorkOrder` s from its own pipe, one at a time, runs each and
+answers ``(task_id, state, retry_in)`` on the same pipe. A job is a JSON-able dict:
+``entry`` (``"module:function"``) and ``payload``. The worker imports ``entry`` and calls
+it with the payload; it returns the pair ``(call, encode)`` that
+:func:`~ladon_tasks.runner.run_task` needs. The engine thus knows nothing of Ladon: the
+Ladon glue provides the entry.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ladon_tasks.config import TaskConfig
+from ladon_tasks.options import TaskPolicy
 from ladon_tasks.progress import get_current_task
-from ladon_tasks.runner import run_task
+from ladon_tasks.runner import Outcome, run_task
 from ladon_tasks.stores.redis import RedisStore
+from ladon_tasks.watchdog import Control
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,18 @@ class WorkerSettings:
     log_level: int = logging.INFO
     #: The server process; a worker outliving it stops (its task is then found lost).
     server_pid: int = 0
+    #: Who holds the server's queued tasks (a task queued again goes back to it).
+    queue_owner: str = ""
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    """One attempt of one task, sent to a worker over its pipe."""
+
+    task_id: str
+    job: dict
+    policy: TaskPolicy
+    attempt: int
 
 
 class TaskIdFilter(logging.Filter):
@@ -75,12 +91,32 @@ _settings: WorkerSettings | None = None
 _owner = ""
 
 
+def worker_main(settings: WorkerSettings, conn: Any, control: Control, log_queue: Any) -> None:
+    """A worker process: run the orders that come through ``conn`` until it closes."""
+    init_worker(settings, log_queue)
+    while True:
+        try:
+            order = conn.recv()
+        except (EOFError, OSError):
+            return  # the server closed our pipe, or is gone
+        if order is None:
+            return
+        outcome = run_order(order, control)
+        state = None if outcome.state is None else outcome.state.value
+        try:
+            conn.send((order.task_id, state, outcome.retry_in))
+        except (BrokenPipeError, OSError):
+            return
+
+
 def init_worker(settings: WorkerSettings, log_queue: Any) -> None:
-    """Pool initializer: paths, logging to the server, and this process's Redis store."""
+    """Paths, logging to the server, and this process's Redis store."""
     global _store, _settings, _owner
-    # Ctrl-C in a development server reaches the whole process group: the server
-    # decides when workers stop, not the terminal.
+    # Ctrl-C in a development server, and a SIGTERM to the process group (systemd,
+    # timeout), reach every worker too: the server decides when workers stop, and ends
+    # them by SIGKILL once its grace period is over.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for entry in settings.sys_path:
         if entry not in sys.path:
             sys.path.append(entry)
@@ -94,14 +130,7 @@ def init_worker(settings: WorkerSettings, log_queue: Any) -> None:
     importlib.import_module("ladon_tasks")
     config = settings.config
     _settings = settings
-    _store = RedisStore(
-        config.redis_url or "",
-        key_prefix=config.key_prefix,
-        result_ttl=config.result_ttl,
-        progress_interval=config.progress_interval,
-        heartbeat_interval=config.heartbeat_interval,
-        lost_after=config.lost_after,
-    )
+    _store = RedisStore.from_config(config)
     _owner = f"{os.uname().nodename}:{os.getpid()}"
     if settings.server_pid:
         threading.Thread(target=_exit_when_orphaned, args=(settings.server_pid, config.heartbeat_interval),
@@ -128,14 +157,14 @@ def resolve_entry(entry: str) -> Callable[[dict], tuple[Callable, Callable]]:
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def run_job(job: dict) -> str | None:
-    """Run one job in this worker; returns the end state's value."""
+def run_order(order: WorkOrder, control: Control) -> Outcome:
+    """Run one attempt of a task in this worker."""
     assert _store is not None and _settings is not None, "init_worker was not called"
-    task_id = job["task_id"]
+    job = order.job
     try:
         call, encode = resolve_entry(job["entry"])(job["payload"])
     except Exception as exc:
-        log.error("task %s cannot be prepared in the worker", task_id, exc_info=True)
+        log.error("task %s cannot be prepared in the worker", order.task_id, exc_info=True)
 
         def call(update_progress: Any, exc: Exception = exc) -> Any:
             raise exc
@@ -143,5 +172,5 @@ def run_job(job: dict) -> str | None:
         def encode(value: Any) -> Any:
             return value
 
-    state = run_task(_store, task_id, _owner, call, encode, debug=_settings.config.debug)
-    return None if state is None else state.value
+    return run_task(_store, order.task_id, _owner, call, encode, control=control, policy=order.policy,
+                    attempt=order.attempt, queue_owner=_settings.queue_owner, debug=_settings.config.debug)

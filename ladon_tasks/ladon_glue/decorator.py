@@ -12,9 +12,9 @@ from ladon_tasks.ladon_glue.types import TaskInfoResponse
 
 
 class _TaskMethod:
-    """Stands in the class body until the class exists; then puts the three endpoints there."""
+    """Stands in the class body until the class exists; then puts the endpoints there."""
 
-    def __init__(self, endpoints: tuple[Callable, Callable, Callable], injector: Any) -> None:
+    def __init__(self, endpoints: tuple[Callable, ...], injector: Any) -> None:
         self.endpoints = endpoints
         self._ladon_method_info = injector._ladon_method_info
         self.__doc__ = injector.__doc__
@@ -30,14 +30,15 @@ def ladonize(*arg_types: Any, rtype: Any = None, tasktype: Any = False, **option
     """Ladon's ``ladonize``, taking the same arguments.
 
     With ``tasktype`` (``True``, ``"thread"``, ``"process"``, or a dict such as
-    ``{"mode": "process", "redis_url": "redis://..."}`` or Ladon's
-    ``{"enable": True, "redis_server": "host"}``) a call returns a ``TaskInfoResponse``
-    at once, the method runs in the background, and ``<method>_progress(task_id)`` and
-    ``<method>_result(task_id)`` are added to the service. The option is checked here,
-    when the decorator is applied.
+    ``{"mode": "process", "redis_url": "redis://...", "time_limit": 600, "retries": 2}``
+    or Ladon's ``{"enable": True, "redis_server": "host"}``) a call returns a
+    ``TaskInfoResponse`` at once, the method runs in the background, and
+    ``<method>_progress``, ``<method>_result``, ``<method>_cancel`` and
+    ``<method>_dismiss`` (each taking the ``task_id``) are added to the service. The
+    option is checked here, when the decorator is applied.
     """
-    is_task, mode, redis_url = parse_tasktype(tasktype)
-    if not is_task:
+    task_options = parse_tasktype(tasktype)
+    if task_options is None:
         return ladon_ladonize(*arg_types, rtype=rtype, **options)
 
     def decorator(func: Callable) -> _TaskMethod:
@@ -45,8 +46,8 @@ def ladonize(*arg_types: Any, rtype: Any = None, tasktype: Any = False, **option
         lmi = injector._ladon_method_info
         if lmi is None:
             raise TypeError(f"{func.__qualname__}: task methods must be defined in a class body")
-        spec = TaskMethodSpec(name=lmi._func_name, rtype=rtype, func=func, lmi=lmi, mode=mode,
-                              redis_url=redis_url)
+        spec = TaskMethodSpec(name=lmi._func_name, rtype=rtype, func=func, lmi=lmi,
+                              options=task_options)
         return _TaskMethod(register_endpoints(spec), injector)
 
     return decorator

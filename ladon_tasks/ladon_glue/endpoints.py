@@ -1,13 +1,14 @@
-"""The three endpoints of a task method: start, ``<m>_progress`` and ``<m>_result``."""
+"""The endpoints of a task method: the start, and one row of :data:`ENDPOINTS` each for
+``<m>_progress``, ``<m>_result``, ``<m>_cancel`` and ``<m>_dismiss``."""
 
 from __future__ import annotations
 
 import logging
-import sys
+import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ladon.compat import PORTABLE_STRING
-from ladon.ladonizer.collection import global_service_collection
 from ladon.types import validate_type
 
 from ladon_tasks.config import PROCESS_MODE, THREAD_MODE, TaskConfig
@@ -16,8 +17,9 @@ from ladon_tasks.engine import TaskEngine
 from ladon_tasks.exceptions import LadonTasksError, TaskNotFound
 from ladon_tasks.ladon_glue import codec
 from ladon_tasks.ladon_glue.faults import to_fault
-from ladon_tasks.ladon_glue.spec import TaskMethodSpec, parse_tasktype
+from ladon_tasks.ladon_glue.spec import TaskMethodSpec
 from ladon_tasks.ladon_glue.types import TaskInfoResponse, TaskProgressResponse
+from ladon_tasks.task import TaskRecord
 
 log = logging.getLogger("ladon_tasks")
 
@@ -105,8 +107,90 @@ def _ask(spec: TaskMethodSpec, engine: TaskEngine, kw: dict, question: Callable[
         raise to_fault(error) from None
 
 
-def make_endpoints(spec: TaskMethodSpec) -> tuple[Callable, Callable, Callable]:
-    """The start, progress and result functions to put on the service class."""
+def progress_response(record: TaskRecord) -> TaskProgressResponse:
+    """The TaskProgressResponse that tells where ``record``'s task is."""
+    now = time.time()
+    response = TaskProgressResponse()
+    response.task_id = record.task_id
+    response.state = record.state.value
+    response.done = record.state.done
+    response.progress = float(record.progress)
+    response.duration = float(record.duration)
+    response.starttime = float(record.started)
+    response.createtime = float(record.created)
+    response.endtime = float(record.finished)
+    response.error = record.error
+    response.attempt = int(record.attempt)
+    response.cancel_requested = bool(record.cancel_requested)
+    response.silent_for = float(record.silent_for(now))
+    response.health = record.health(now)
+    return response
+
+
+def _decoded_result(spec: TaskMethodSpec, engine: TaskEngine, value: Any) -> Any:
+    if engine.store(spec.mode, spec.redis_url).needs_encoded_results:
+        return codec.decode(value, spec.rtype, spec.lmi._encoding)
+    return value
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One ``<m>_<suffix>(task_id)`` endpoint: what it asks the engine, how it answers."""
+
+    suffix: str
+    #: ``TaskEngine`` method called as ``method(task_id, mode, redis_url)``.
+    engine_method: str
+    #: The first line of its documentation; ``{name}`` is the task method's name.
+    summary: str
+    #: What it answers, for its documentation.
+    returns: str
+    #: True: it answers the method's own rtype (decoded); else a TaskProgressResponse.
+    answers_result: bool = False
+
+    def rtype(self, spec: TaskMethodSpec) -> Any:
+        return spec.rtype if self.answers_result else TaskProgressResponse
+
+    def make(self, spec: TaskMethodSpec) -> Callable:
+        """The endpoint function for the task method ``spec``."""
+        row = self
+        engine_method = self.engine_method
+        answers_result = self.answers_result
+
+        # Ladon reads the parameter names: ``self`` and ``task_id`` are what clients see.
+        def endpoint(self: Any, task_id: str, **kw: Any) -> Any:
+            engine = engine_for(kw)
+            ask = getattr(engine, engine_method)
+            value = _ask(spec, engine, kw, lambda: ask(task_id, spec.mode, spec.redis_url))
+            if answers_result:
+                return _decoded_result(spec, engine, value)
+            return progress_response(value)
+
+        endpoint.__name__ = f"{spec.name}_{row.suffix}"
+        endpoint.__doc__ = (
+            f"{row.summary.format(name=spec.name)}\n\n"
+            f"@param task_id: the task_id that {spec.name} returned\n"
+            f"@rtype: {row.returns.format(name=spec.name)}"
+        )
+        return endpoint
+
+
+#: Every endpoint a task method gets besides its start, in every interface.
+ENDPOINTS = (
+    Endpoint("progress", "status", "Where a task started by {name} is.",
+             "the task's state, progress, duration and times"),
+    Endpoint("result", "result", "The result of a task started by {name}, once its state is 'succeeded'.",
+             "what {name} returned", answers_result=True),
+    Endpoint("cancel", "cancel",
+             "Cancel a task started by {name}: a queued one never runs, a running one is stopped.",
+             "the task's state after the request (a running task may take a moment to stop)"),
+    Endpoint("dismiss", "dismiss",
+             "Forget a task started by {name} and its result (a task not yet ended is cancelled).",
+             "the task's state when it was dismissed"),
+)
+
+
+def make_start(spec: TaskMethodSpec) -> Callable:
+    """The function that starts a task of ``spec`` and answers its TaskInfoResponse."""
 
     def start(self: Any, *args: Any, **kw: Any) -> TaskInfoResponse:
         engine = engine_for(kw)
@@ -118,7 +202,8 @@ def make_endpoints(spec: TaskMethodSpec) -> tuple[Callable, Callable, Callable]:
                 job: Any = build_job(spec, args, task_kw)
             else:
                 job = _checked(spec, make_call(spec, self, args, task_kw))
-            task_id = engine.start(spec.qualified_name, job, spec.mode, spec.redis_url)
+            task_id = engine.start(spec.qualified_name, job, spec.mode, spec.redis_url,
+                                   spec.policy(engine.config))
         except LadonTasksError as error:
             log.warning("task %s not started: %s", spec.qualified_name, error)
             raise to_fault(error) from None
@@ -126,99 +211,26 @@ def make_endpoints(spec: TaskMethodSpec) -> tuple[Callable, Callable, Callable]:
         response.task_id = task_id
         return response
 
-    def progress(self: Any, task_id: str, **kw: Any) -> TaskProgressResponse:
-        engine = engine_for(kw)
-        record = _ask(spec, engine, kw, lambda: engine.status(task_id, spec.mode, spec.redis_url))
-        response = TaskProgressResponse()
-        response.task_id = record.task_id
-        response.state = record.state.value
-        response.done = record.state.done
-        response.progress = float(record.progress)
-        response.duration = float(record.duration)
-        response.starttime = float(record.started)
-        response.createtime = float(record.created)
-        response.endtime = float(record.finished)
-        response.error = record.error
-        return response
-
-    def result(self: Any, task_id: str, **kw: Any) -> Any:
-        engine = engine_for(kw)
-        value = _ask(spec, engine, kw, lambda: engine.result(task_id, spec.mode, spec.redis_url))
-        if engine.store(spec.mode, spec.redis_url).needs_encoded_results:
-            return codec.decode(value, spec.rtype, spec.lmi._encoding)
-        return value
-
-    name = spec.name
-    start.__name__ = name
+    start.__name__ = spec.name
     start.__doc__ = spec.func.__doc__
-    progress.__name__ = f"{name}_progress"
-    progress.__doc__ = (
-        f"Where a task started by {name} is.\n\n"
-        f"@param task_id: the task_id that {name} returned\n"
-        "@rtype: the task's state, progress, duration and times"
-    )
-    result.__name__ = f"{name}_result"
-    result.__doc__ = (
-        f"The result of a task started by {name}, once its state is 'succeeded'.\n\n"
-        f"@param task_id: the task_id that {name} returned\n"
-        f"@rtype: what {name} returned"
-    )
-    return start, progress, result
+    return start
 
 
-def register_endpoints(spec: TaskMethodSpec) -> tuple[Callable, Callable, Callable]:
-    """Declare ``<m>_progress`` and ``<m>_result`` in the service, for every interface."""
-    start, progress, result = make_endpoints(spec)
+def register_endpoints(spec: TaskMethodSpec) -> tuple[Callable, ...]:
+    """Declare every endpoint of :data:`ENDPOINTS` in the service, for every interface;
+    returns the start function and those endpoints, to put on the service class."""
     sinfo = spec.lmi.sinfo
-    sinfo.add_method(progress, PORTABLE_STRING, rtype=TaskProgressResponse,
-                     override_method_name=progress.__name__)
-    sinfo.add_method(result, PORTABLE_STRING, rtype=spec.rtype, override_method_name=result.__name__)
+    functions = [make_start(spec)]
+    for row in ENDPOINTS:
+        function = row.make(spec)
+        sinfo.add_method(function, PORTABLE_STRING, rtype=row.rtype(spec),
+                         override_method_name=function.__name__)
+        functions.append(function)
     spec.lmi._ladon_tasks_spec = spec
-    return start, progress, result
+    return tuple(functions)
 
 
-def install_endpoints(cls: type, endpoints: tuple[Callable, Callable, Callable]) -> None:
-    """Put the three endpoint functions on the service class."""
+def install_endpoints(cls: type, endpoints: tuple[Callable, ...]) -> None:
+    """Put the endpoint functions on the service class."""
     for function in endpoints:
         setattr(cls, function.__name__, function)
-
-
-def adopt_ladon_task_methods() -> int:
-    """Take over every method Ladon's own ``ladonize(tasktype=...)`` registered.
-
-    Returns how many were adopted. Each becomes a ladon_tasks task method, and Ladon's
-    built-in tasktype, which would act on ``_task_rtype``, never sees it.
-    """
-    adopted = 0
-    for sinfo in list(global_service_collection().services.values()):
-        for lmi in list(sinfo.methods.values()):
-            if getattr(lmi, "_task_rtype", None) is None or hasattr(lmi, "_ladon_tasks_spec"):
-                continue
-            legacy = {"redis_server": lmi._task_redis_server} if getattr(
-                lmi, "_task_redis_server", None) else True
-            _, mode, redis_url = parse_tasktype(legacy)
-            spec = TaskMethodSpec(name=lmi._func_name, rtype=lmi._task_rtype, func=lmi._real_method,
-                                  lmi=lmi, mode=mode, redis_url=redis_url)
-            _take_over_method_info(lmi)
-            cls = getattr(sys.modules[sinfo.modulename], sinfo.servicename)
-            install_endpoints(cls, register_endpoints(spec))
-            adopted += 1
-    return adopted
-
-
-def _take_over_method_info(lmi: Any) -> None:
-    """Turn Ladon's task method info into ours: our TaskInfoResponse, no built-in markers."""
-    from ladon.types.tasktype import TaskInfoResponse as LadonTaskInfoResponse
-
-    del lmi._task_rtype
-    for name in ("_task_redis_server", "_task_memcache_server"):
-        if hasattr(lmi, name):
-            delattr(lmi, name)
-    lmi._tasktype = False
-    lmi._rtype = TaskInfoResponse
-    manager = lmi.sinfo.typemanager
-    manager.analyze_param(TaskInfoResponse)
-    still_used = any(getattr(m, "_rtype", None) is LadonTaskInfoResponse for m in lmi.sinfo.methods.values())
-    if not still_used and LadonTaskInfoResponse in manager.type_dict:
-        entry = manager.type_dict.pop(LadonTaskInfoResponse)
-        manager.type_order = [t for t in manager.type_order if t is not entry]

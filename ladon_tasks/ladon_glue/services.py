@@ -35,7 +35,7 @@ def ladon_ladonize_is_ours() -> Iterator[None]:
 def import_service_modules(names: list[str], path_list: list[str] | None = None) -> list[ModuleType]:
     """Import ``names`` (after adding ``path_list`` to ``sys.path``) and adopt every
     task method Ladon registered on its own, so Ladon's built-in tasktype never runs."""
-    from ladon_tasks.ladon_glue.endpoints import adopt_ladon_task_methods
+    from ladon_tasks.ladon_glue.adopt import adopt_ladon_task_methods
 
     for path in path_list or []:
         if path not in sys.path:

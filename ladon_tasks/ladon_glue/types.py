@@ -22,11 +22,11 @@ class TaskProgressResponse(LadonType):
     task_id = _TASK_ID
     state = {
         "type": str,
-        "doc": "queued, running, succeeded, failed or lost",
+        "doc": "queued, running, succeeded, failed, lost or cancelled",
     }
     done = {
         "type": bool,
-        "doc": "True once the task has ended (succeeded, failed or lost)",
+        "doc": "True once the task has ended (succeeded, failed, lost or cancelled)",
     }
     progress = {
         "type": float,
@@ -50,5 +50,23 @@ class TaskProgressResponse(LadonType):
     }
     error = {
         "type": str,
-        "doc": "'ExceptionType: message' if the task failed or was lost, else empty",
+        "doc": "'ExceptionType: message' if the task failed, was lost or was cancelled; while it "
+               "waits for a retry, why the last attempt failed; else empty",
+    }
+    attempt = {
+        "type": int,
+        "doc": "Which run of the task this is: 1, then one more for each retry",
+    }
+    cancel_requested = {
+        "type": bool,
+        "doc": "True once a cancel was asked for; a running task may still be stopping",
+    }
+    silent_for = {
+        "type": float,
+        "doc": "Seconds since the running task last reported progress (or started); 0.0 unless running",
+    }
+    health = {
+        "type": str,
+        "doc": "Empty unless running; then ok, silent (half of max_silence without progress) or "
+               "stalled (all of it: the task is being ended)",
     }

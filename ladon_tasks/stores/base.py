@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Callable
 
-from ladon_tasks.task import TaskRecord, TaskState
+from ladon_tasks.task import Gone, TaskRecord, TaskState
 
 ProgressSink = Callable[[float], None]
 
@@ -34,7 +34,8 @@ class TaskStore(ABC):
 
     @abstractmethod
     def set_progress(self, task_id: str, progress: float, heartbeat: float) -> bool:
-        """Store the latest progress of a running task and refresh its heartbeat."""
+        """Store the latest progress of a running task; ``heartbeat`` is also the time
+        it was reported (``touched``)."""
 
     @abstractmethod
     def heartbeat(self, task_ids: list[str], now: float) -> None:
@@ -42,11 +43,40 @@ class TaskStore(ABC):
 
     @abstractmethod
     def finish(
-        self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = ""
+        self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = "",
+        attempt: int = 0,
     ) -> bool:
         """Record the end of a task (progress becomes 1.0, however it ended); the record
         expires ``result_ttl`` seconds later. A lost task may still be finished by its
-        worker (its real outcome wins); any other ended task is final."""
+        worker (its real outcome wins); any other ended task is final. With ``attempt``,
+        only that attempt may end the task (a late thread cannot end the next attempt)."""
+
+    @abstractmethod
+    def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
+        """Queue a running (or lost) attempt ``attempt - 1`` again as attempt ``attempt``,
+        held by ``owner``; ``note`` (why the last attempt failed) goes in ``error``. Refused
+        (False) for an ended task, another attempt, and a task a caller asked to cancel."""
+
+    @abstractmethod
+    def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
+        """Ask a task to stop: a queued one ends cancelled at once, a running one gets
+        ``cancel_requested`` (its executor stops it), an ended one is left as it is.
+        Returns the record as it is afterwards; None if unknown, expired or dismissed."""
+
+    @abstractmethod
+    def cancel_requests(self, task_ids: list[str]) -> set[str]:
+        """Those of ``task_ids`` (running here) that a caller asked to cancel."""
+
+    @abstractmethod
+    def dismiss(self, task_id: str, now: float) -> TaskRecord | None:
+        """Forget a task: at once if it has ended, else cancel it and forget it when it
+        ends. From now on it reads as :attr:`Gone.DISMISSED`. Returns the record as it
+        was (after the cancel, for a queued task); None if unknown, expired or dismissed."""
+
+    @abstractmethod
+    def tombstone(self, task_id: str) -> Gone | None:
+        """Why an issued id has no record (expired or dismissed), while its tombstone
+        lasts; None for an id never seen, or one whose tombstone expired too."""
 
     @abstractmethod
     def get_result(self, task_id: str) -> Any:

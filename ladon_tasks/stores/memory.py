@@ -8,20 +8,29 @@ from collections import deque
 from typing import Any
 
 from ladon_tasks.stores.base import ProgressSink, TaskStore
-from ladon_tasks.task import TaskRecord, TaskState
+from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState, snapshot
+
+#: Most tombstones kept at once; the oldest go first past this.
+MAX_TOMBSTONES = 100_000
 
 
 class MemoryStore(TaskStore):
-    """A dict of records behind one lock; finished records expire after ``result_ttl``.
+    """A dict of records behind one lock; finished records expire after ``result_ttl``,
+    then leave a tombstone for ``tombstone_ttl``.
 
-    Expiry is amortised: every create and read first drops the records whose time has
-    come, oldest first, so memory stays flat however many tasks have run.
+    Expiry is amortised: every create and read first drops the records (and tombstones)
+    whose time has come, oldest first, so memory stays flat however many tasks have run.
     """
 
-    def __init__(self, result_ttl: float = 3600.0) -> None:
+    def __init__(self, result_ttl: float = 3600.0, tombstone_ttl: float = 86400.0) -> None:
         self.result_ttl = float(result_ttl)
+        self.tombstone_ttl = float(tombstone_ttl)
         self._records: dict[str, TaskRecord] = {}
         self._expiry: deque[tuple[float, str]] = deque()
+        self._tombstones: dict[str, Gone] = {}
+        self._tombstone_expiry: deque[tuple[float, str]] = deque()
+        #: Tasks dismissed while queued or running: forgotten when they end.
+        self._dismissed: set[str] = set()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -31,7 +40,22 @@ class MemoryStore(TaskStore):
         expiry = self._expiry
         while expiry and expiry[0][0] <= now:
             _, task_id = expiry.popleft()
-            self._records.pop(task_id, None)
+            if self._records.pop(task_id, None) is not None:
+                self._bury(task_id, Gone.EXPIRED, now)
+        tombs = self._tombstone_expiry
+        while tombs and (tombs[0][0] <= now or len(tombs) > MAX_TOMBSTONES):
+            _, task_id = tombs.popleft()
+            self._tombstones.pop(task_id, None)
+
+    def _bury(self, task_id: str, why: Gone, now: float) -> None:
+        self._tombstones[task_id] = why
+        self._tombstone_expiry.append((now + self.tombstone_ttl, task_id))
+
+    def _live(self, task_id: str) -> TaskRecord | None:
+        """The record, unless the task was dismissed (then it reads as gone)."""
+        if task_id in self._dismissed:
+            return None
+        return self._records.get(task_id)
 
     def create(self, record: TaskRecord) -> None:
         with self._lock:
@@ -43,21 +67,13 @@ class MemoryStore(TaskStore):
     def get(self, task_id: str) -> TaskRecord | None:
         with self._lock:
             self._purge_expired(time.monotonic())
-            record = self._records.get(task_id)
-            if record is None:
-                return None
-            return TaskRecord(
-                task_id=record.task_id,
-                method=record.method,
-                state=record.state,
-                progress=record.progress,
-                created=record.created,
-                started=record.started,
-                finished=record.finished,
-                error=record.error,
-                owner=record.owner,
-                heartbeat=record.heartbeat,
-            )
+            record = self._live(task_id)
+            return None if record is None else snapshot(record)
+
+    def tombstone(self, task_id: str) -> Gone | None:
+        with self._lock:
+            self._purge_expired(time.monotonic())
+            return self._tombstones.get(task_id)
 
     def mark_running(self, task_id: str, started: float, owner: str) -> bool:
         with self._lock:
@@ -66,6 +82,7 @@ class MemoryStore(TaskStore):
                 return False
             record.state = TaskState.RUNNING
             record.started = record.heartbeat = started
+            record.touched = 0.0
             record.progress = 0.0
             record.owner = owner
             return True
@@ -75,7 +92,7 @@ class MemoryStore(TaskStore):
         if record is None or record.state is not TaskState.RUNNING:
             return False
         record.progress = progress
-        record.heartbeat = heartbeat
+        record.heartbeat = record.touched = heartbeat
         return True
 
     def heartbeat(self, task_ids: list[str], now: float) -> None:
@@ -85,34 +102,94 @@ class MemoryStore(TaskStore):
                 record.heartbeat = now
 
     def finish(
-        self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = ""
+        self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = "",
+        attempt: int = 0,
     ) -> bool:
         with self._lock:
             record = self._records.get(task_id)
-            if record is None or record.state.done:
+            if record is None or record.state.done or (attempt and record.attempt != attempt):
                 return False
-            # Ladon's contract: progress is 1.0 once a task has ended, however it ended,
-            # so clients that poll until progress reaches 1.0 always stop.
-            record.progress = 1.0
-            if state is TaskState.SUCCEEDED:
-                record.result = result
-            record.error = error
-            record.finished = finished
-            if not record.started:
-                record.started = finished
-            record.state = state
-            self._expiry.append((time.monotonic() + self.result_ttl, task_id))
+            self._end(record, state, finished, result, error)
             return True
 
+    def _end(self, record: TaskRecord, state: TaskState, finished: float, result: Any = None,
+             error: str = "") -> None:
+        # Ladon's contract: progress is 1.0 once a task has ended, however it ended,
+        # so clients that poll until progress reaches 1.0 always stop.
+        record.progress = 1.0
+        if state is TaskState.SUCCEEDED:
+            record.result = result
+        record.error = error
+        record.finished = finished
+        if not record.started:
+            record.started = finished
+        record.state = state
+        if record.task_id in self._dismissed:
+            self._dismissed.discard(record.task_id)
+            del self._records[record.task_id]
+        else:
+            self._expiry.append((time.monotonic() + self.result_ttl, record.task_id))
+
+    def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
+        with self._lock:
+            record = self._records.get(task_id)
+            if (record is None or record.state not in (TaskState.RUNNING, TaskState.LOST)
+                    or record.cancel_requested or record.attempt != attempt - 1):
+                return False
+            record.state = TaskState.QUEUED
+            record.attempt = attempt
+            record.error = note
+            record.owner = owner
+            record.progress = record.started = record.finished = 0.0
+            record.heartbeat = record.touched = 0.0
+            return True
+
+    def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
+        with self._lock:
+            record = self._live(task_id)
+            if record is None:
+                return None
+            self._cancel(record, now)
+            return snapshot(record)
+
+    def _cancel(self, record: TaskRecord, now: float) -> None:
+        if record.state is TaskState.QUEUED:
+            record.cancel_requested = now
+            self._end(record, TaskState.CANCELLED, now, error=CANCELLED_QUEUED)
+        elif record.state is TaskState.RUNNING and not record.cancel_requested:
+            record.cancel_requested = now
+
+    def cancel_requests(self, task_ids: list[str]) -> set[str]:
+        records = self._records
+        return {task_id for task_id in task_ids
+                if (record := records.get(task_id)) is not None and record.cancel_requested}
+
+    def dismiss(self, task_id: str, now: float) -> TaskRecord | None:
+        with self._lock:
+            record = self._live(task_id)
+            if record is None:
+                return None
+            if not record.state.done:
+                self._dismissed.add(task_id)  # before the cancel: a queued task ends in it
+                self._cancel(record, now)
+            answer = snapshot(record)
+            if record.state.done:
+                self._records.pop(task_id, None)
+                self._dismissed.discard(task_id)
+            self._bury(task_id, Gone.DISMISSED, time.monotonic())
+            return answer
+
     def get_result(self, task_id: str) -> Any:
-        record = self._records.get(task_id)
+        record = self._live(task_id)
         return None if record is None else record.result
 
     def progress_sink(self, task_id: str) -> ProgressSink:
         record = self._records[task_id]
+        clock = time.time
 
-        # A bare attribute store: atomic under the GIL and about 100 ns a call.
+        # Bare attribute stores: atomic under the GIL and a few hundred ns a call.
         def sink(progress: float) -> None:
             record.progress = progress
+            record.touched = clock()
 
         return sink

@@ -3,9 +3,13 @@
 Key layout (every key has a TTL):
 
 ``{prefix}:task:{task_id}``
-    A hash: ``method state progress created started finished error owner heartbeat``
-    and, once succeeded, ``result`` (JSON). TTL ``live_ttl`` while queued or running
-    (refreshed by every heartbeat), ``result_ttl`` once done.
+    A hash: ``method state progress created started finished error owner heartbeat
+    attempt cancel_requested touched max_silence dismissed`` and, once succeeded,
+    ``result`` (JSON). TTL ``live_ttl`` while queued or running (refreshed by every
+    heartbeat), ``result_ttl`` once done.
+``{prefix}:gone:{task_id}``
+    The tombstone of an ended task: ``expired`` (set at its end, TTL ``result_ttl +
+    tombstone_ttl``) or ``dismissed`` (TTL ``tombstone_ttl``).
 ``{prefix}:owner:{owner}``
     Present while the server process that queued tasks is alive (TTL ``lost_after``).
 
@@ -24,24 +28,29 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import redis
 
-from ladon_tasks.constants import DEFAULT_KEY_PREFIX, OWNER_KEY, TASK_KEY
+from ladon_tasks.constants import DEFAULT_KEY_PREFIX, GONE_KEY, OWNER_KEY, TASK_KEY
 from ladon_tasks.exceptions import StoreUnavailable
 from ladon_tasks.stores.base import ProgressSink, TaskStore
-from ladon_tasks.task import TaskRecord, TaskState
+from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _FIELDS = ("method", "state", "progress", "created", "started", "finished", "error", "owner",
-           "heartbeat")
+           "heartbeat", "attempt", "cancel_requested", "touched", "max_silence", "dismissed")
 #: A read takes the result too: it is there only once the task succeeded, and then kept.
 _READ_FIELDS = (*_FIELDS, "result")
-_FINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED})
+_DISMISSED_AT = _FIELDS.index("dismissed")
+_FINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 #: Tasks that ended whose record each server process keeps, to answer polls without Redis.
 ENDED_CACHE_SIZE = 10_000
+#: Seconds a server process answers an ended task from its own copy before it asks Redis
+#: again: how long a dismissal made through another process may go unseen here.
+ENDED_CACHE_SECONDS = 1.0
 
 # Each script changes a task only if it exists and is in the expected state, so writes
 # from a late or restarted worker can neither resurrect nor reopen a task.
+# KEYS[1] is the task's hash, KEYS[2] (where used) its tombstone.
 # A new task: all its fields and its TTL in one atomic step, or nothing.
 _CREATE = """
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
@@ -51,13 +60,13 @@ return 1
 _MARK_RUNNING = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'heartbeat', ARGV[1],
-           'owner', ARGV[2], 'progress', '0.0')
+           'owner', ARGV[2], 'progress', '0.0', 'touched', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 _PROGRESS = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'heartbeat', ARGV[2])
+redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'heartbeat', ARGV[2], 'touched', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
@@ -70,20 +79,85 @@ for i, key in ipairs(KEYS) do
 end
 return 1
 """
-_FINISH = """
+# end_task(state, finished, error, result, result_ttl, tombstone_ttl): record the end; a
+# task dismissed before it ended is deleted instead (its tombstone says 'dismissed').
+_END_TASK = """
+local function end_task(state, finished, err, result, result_ttl, tombstone_ttl)
+  redis.call('HSET', KEYS[1], 'state', state, 'finished', finished, 'error', err, 'progress', '1.0')
+  if state == 'succeeded' then redis.call('HSET', KEYS[1], 'result', result) end
+  if redis.call('HGET', KEYS[1], 'started') == '0' then
+    redis.call('HSET', KEYS[1], 'started', finished)
+  end
+  if redis.call('HGET', KEYS[1], 'dismissed') == '1' then
+    redis.call('DEL', KEYS[1])
+    return
+  end
+  redis.call('EXPIRE', KEYS[1], result_ttl)
+  redis.call('SET', KEYS[2], 'expired', 'EX', result_ttl + tombstone_ttl)
+end
+"""
+# ARGV: state finished error result_ttl result tombstone_ttl attempt ('0': any attempt)
+_FINISH = _END_TASK + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' and state ~= 'lost' then return 0 end
 if state == 'lost' and ARGV[1] == 'lost' then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished', ARGV[2], 'error', ARGV[3], 'progress', '1.0')
-if ARGV[1] == 'succeeded' then
-  redis.call('HSET', KEYS[1], 'result', ARGV[5])
-end
-if redis.call('HGET', KEYS[1], 'started') == '0' then
-  redis.call('HSET', KEYS[1], 'started', ARGV[2])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[7] ~= '0' and redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[7] then return 0 end
+end_task(ARGV[1], ARGV[2], ARGV[3], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]))
 return 1
 """
+# ARGV: attempt note owner
+_REQUEUE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' and state ~= 'lost' then return 0 end
+if redis.call('HGET', KEYS[1], 'cancel_requested') ~= '0' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'attempt')) ~= tonumber(ARGV[1]) - 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', ARGV[1], 'error', ARGV[2], 'owner', ARGV[3],
+           'progress', '0.0', 'started', '0', 'finished', '0', 'heartbeat', '0', 'touched', '0')
+return 1
+"""
+# cancel(now, result_ttl, tombstone_ttl, queued_error): the shared step of cancel and dismiss.
+_CANCEL_STEP = _END_TASK + """
+local function cancel(now, result_ttl, tombstone_ttl, queued_error)
+  local state = redis.call('HGET', KEYS[1], 'state')
+  if state == 'queued' then
+    redis.call('HSET', KEYS[1], 'cancel_requested', now)
+    end_task('cancelled', now, queued_error, '', result_ttl, tombstone_ttl)
+  elseif state == 'running' and redis.call('HGET', KEYS[1], 'cancel_requested') == '0' then
+    redis.call('HSET', KEYS[1], 'cancel_requested', now)
+  end
+end
+"""
+# ARGV: now result_ttl tombstone_ttl queued_error field...; returns the record's fields.
+_CANCEL = _CANCEL_STEP + """
+if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
+cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 5))
+"""
+# ARGV as _CANCEL; returns the record's fields after the cancel step, then forgets it
+# (a running task: once it ends).
+_DISMISS = _CANCEL_STEP + """
+if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
+cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+local record = redis.call('HMGET', KEYS[1], unpack(ARGV, 5))
+if redis.call('HGET', KEYS[1], 'state') == 'running' then
+  redis.call('HSET', KEYS[1], 'dismissed', '1')
+else
+  redis.call('DEL', KEYS[1])
+end
+redis.call('SET', KEYS[2], 'dismissed', 'EX', tonumber(ARGV[3]))
+return record
+"""
+_CANCEL_REQUESTS = """
+local asked = {}
+for i, key in ipairs(KEYS) do
+  local when = redis.call('HGET', key, 'cancel_requested')
+  if when and when ~= '0' then asked[#asked + 1] = i end
+end
+return asked
+"""
+_SCRIPTS = {"create": _CREATE, "mark_running": _MARK_RUNNING, "progress": _PROGRESS,
+            "heartbeat": _HEARTBEAT, "finish": _FINISH, "requeue": _REQUEUE, "cancel": _CANCEL,
+            "dismiss": _DISMISS, "cancel_requests": _CANCEL_REQUESTS}
 
 
 class RedisStore(TaskStore):
@@ -104,10 +178,12 @@ class RedisStore(TaskStore):
         progress_interval: float = 0.1,
         heartbeat_interval: float = 1.0,
         lost_after: float = 10.0,
+        tombstone_ttl: float = 86400.0,
     ) -> None:
         self.url = url
         self.key_prefix = key_prefix
         self.result_ttl = max(1, int(round(result_ttl)))
+        self.tombstone_ttl = max(1, int(round(tombstone_ttl)))
         self.live_ttl = max(self.result_ttl, 86400)
         self.progress_interval = progress_interval
         self.heartbeat_interval = heartbeat_interval
@@ -121,6 +197,19 @@ class RedisStore(TaskStore):
         self._stop_reporter = threading.Event()
         self._ended: dict[str, tuple[TaskRecord, str | None, float]] = {}
         self._ended_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Any, url: str | None = None) -> RedisStore:
+        """A store with the Redis settings of a :class:`~ladon_tasks.TaskConfig`."""
+        return cls(
+            url or config.redis_url or "",
+            key_prefix=config.key_prefix,
+            result_ttl=config.result_ttl,
+            progress_interval=config.progress_interval,
+            heartbeat_interval=config.heartbeat_interval,
+            lost_after=config.lost_after,
+            tombstone_ttl=config.tombstone_ttl,
+        )
 
     # -- connection -------------------------------------------------------------------
 
@@ -136,12 +225,7 @@ class RedisStore(TaskStore):
                 socket_connect_timeout=2,
                 health_check_interval=30,
             )
-            self._scripts = {
-                name: client.register_script(source)
-                for name, source in (("create", _CREATE), ("mark_running", _MARK_RUNNING),
-                                     ("progress", _PROGRESS),
-                                     ("heartbeat", _HEARTBEAT), ("finish", _FINISH))
-            }
+            self._scripts = {name: client.register_script(source) for name, source in _SCRIPTS.items()}
             self._client, self._pid = client, pid
             if self._reporter is not None and not self._reporter.is_alive():
                 self._reporter = None
@@ -151,15 +235,22 @@ class RedisStore(TaskStore):
         """The one place Redis key names are built."""
         return f"{self.key_prefix}:{kind}:{name}"
 
+    def _keys(self, task_id: str) -> list[str]:
+        """The task's hash and its tombstone."""
+        return [self.key(TASK_KEY, task_id), self.key(GONE_KEY, task_id)]
+
     def _call(self, what: str, operation: Callable[[], T]) -> T:
         try:
             return operation()
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"Redis at {_safe_url(self.url)} is unreachable ({what}): {exc}") from exc
 
-    def _script(self, name: str, keys: list[str], args: list[Any]) -> int:
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         client = self.client
-        return int(self._scripts[name](keys=keys, args=args, client=client))
+        return self._scripts[name](keys=keys, args=args, client=client)
+
+    def _script(self, name: str, keys: list[str], args: list[Any]) -> int:
+        return int(self._run(name, keys, args))
 
     # -- TaskStore --------------------------------------------------------------------
 
@@ -174,6 +265,11 @@ class RedisStore(TaskStore):
             "error": "",
             "owner": record.owner,
             "heartbeat": "0",
+            "attempt": str(record.attempt),
+            "cancel_requested": "0",
+            "touched": "0",
+            "max_silence": repr(float(record.max_silence)),
+            "dismissed": "0",
         }
         key = self.key(TASK_KEY, record.task_id)
         args: list[Any] = [self.live_ttl]
@@ -187,15 +283,19 @@ class RedisStore(TaskStore):
             return replace(ended[0])
         key = self.key(TASK_KEY, task_id)
         values = self._call("read task", lambda: self.client.hmget(key, _READ_FIELDS))
-        if values[1] is None:
+        if values[1] is None or values[_DISMISSED_AT] == "1":
             return None
         record = self._detect_lost(_record_from_fields(task_id, values[:-1]))
         if record is not None and record.state in _FINAL:
             self._remember_ended(record, values[-1])
         return record
 
+    def tombstone(self, task_id: str) -> Gone | None:
+        why = self._call("read tombstone", lambda: self.client.get(self.key(GONE_KEY, task_id)))
+        return None if why is None else Gone(why)
+
     def _ended_entry(self, task_id: str) -> tuple[TaskRecord, str | None, float] | None:
-        """This process's copy of a task that ended for good, while Redis keeps it too."""
+        """This process's copy of a task that ended for good, while it is fresh."""
         entry = self._ended.get(task_id)
         if entry is not None and entry[2] <= time.time():
             self._ended.pop(task_id, None)
@@ -203,12 +303,18 @@ class RedisStore(TaskStore):
         return entry
 
     def _remember_ended(self, record: TaskRecord, raw_result: str | None) -> None:
-        # Succeeded and failed tasks never change again (only 'lost' may still yield to
-        # its worker's real outcome), so polls after the end need no Redis round trip.
+        # Succeeded, failed and cancelled tasks never change again (only 'lost' may still
+        # yield to its worker's real outcome), so polls after the end need no Redis round
+        # trip; the copy is short-lived because another process may dismiss the task.
+        fresh_until = min(record.finished + self.result_ttl, time.time() + ENDED_CACHE_SECONDS)
         with self._ended_lock:
             while len(self._ended) >= ENDED_CACHE_SIZE:
                 self._ended.pop(next(iter(self._ended)))
-            self._ended[record.task_id] = (record, raw_result, record.finished + self.result_ttl)
+            self._ended[record.task_id] = (record, raw_result, fresh_until)
+
+    def _forget_ended(self, task_id: str) -> None:
+        with self._ended_lock:
+            self._ended.pop(task_id, None)
 
     def _detect_lost(self, record: TaskRecord) -> TaskRecord | None:
         """The record, recorded lost first if its worker or owner has gone silent."""
@@ -245,14 +351,44 @@ class RedisStore(TaskStore):
             self._call("heartbeat", lambda: self._script("heartbeat", keys, [repr(now), self.live_ttl]))
 
     def finish(
-        self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = ""
+        self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = "",
+        attempt: int = 0,
     ) -> bool:
-        key = self.key(TASK_KEY, task_id)
         encoded = ""
         if state is TaskState.SUCCEEDED:
             encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
         return bool(self._call("record end", lambda: self._script(
-            "finish", [key], [state.value, repr(finished), error, self.result_ttl, encoded])))
+            "finish", self._keys(task_id),
+            [state.value, repr(finished), error, self.result_ttl, encoded, self.tombstone_ttl,
+             str(attempt)])))
+
+    def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
+        key = self.key(TASK_KEY, task_id)
+        return bool(self._call("queue again", lambda: self._script(
+            "requeue", [key], [str(attempt), note, owner])))
+
+    def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
+        return self._control("cancel", task_id, now)
+
+    def dismiss(self, task_id: str, now: float) -> TaskRecord | None:
+        record = self._control("dismiss", task_id, now)
+        self._forget_ended(task_id)
+        return record
+
+    def _control(self, name: str, task_id: str, now: float) -> TaskRecord | None:
+        """Run the cancel or dismiss script; the record it answers, or None if gone."""
+        args = [repr(now), self.result_ttl, self.tombstone_ttl, CANCELLED_QUEUED, *_FIELDS]
+        values = self._call(name, lambda: self._run(name, self._keys(task_id), args))
+        if not values or values[1] is None:
+            return None
+        return _record_from_fields(task_id, values)
+
+    def cancel_requests(self, task_ids: list[str]) -> set[str]:
+        if not task_ids:
+            return set()
+        keys = [self.key(TASK_KEY, task_id) for task_id in task_ids]
+        asked = self._call("read cancel requests", lambda: self._run("cancel_requests", keys, []))
+        return {task_ids[int(index) - 1] for index in asked}
 
     def get_result(self, task_id: str) -> Any:
         ended = self._ended_entry(task_id)
@@ -280,10 +416,13 @@ class RedisStore(TaskStore):
     # -- coalesced progress -----------------------------------------------------------
 
     def progress_sink(self, task_id: str) -> ProgressSink:
-        cell: list = [None, None]  # [latest value, last value written]
+        # [latest value, calls so far, calls written]: a call with an unchanged value
+        # still tells that the task is alive (``touched``).
+        cell: list = [0.0, 0, 0]
 
         def sink(progress: float) -> None:
             cell[0] = progress
+            cell[1] += 1
 
         sink.cell = cell  # type: ignore[attr-defined]
         sink.task_id = task_id  # type: ignore[attr-defined]
@@ -296,7 +435,7 @@ class RedisStore(TaskStore):
         task_id: str = sink.task_id  # type: ignore[attr-defined]
         with self._sinks_lock:
             cell = self._sinks.pop(task_id, None)
-        if cell is not None and cell[0] is not None and cell[0] != cell[1]:
+        if cell is not None and cell[1] != cell[2]:
             self.set_progress(task_id, cell[0], time.time())
 
     def _ensure_reporter(self) -> None:
@@ -308,19 +447,18 @@ class RedisStore(TaskStore):
         self._reporter.start()
 
     def _report_forever(self) -> None:
-        """Write changed progress every ``progress_interval``, heartbeats every ``heartbeat_interval``."""
+        """Write reported progress every ``progress_interval``, heartbeats every ``heartbeat_interval``."""
         last_beat = 0.0
         while not self._stop_reporter.wait(self.progress_interval):
             now = time.time()
             with self._sinks_lock:
-                changed = [(task_id, cell) for task_id, cell in self._sinks.items()
-                           if cell[0] is not None and cell[0] != cell[1]]
+                changed = [(task_id, cell) for task_id, cell in self._sinks.items() if cell[1] != cell[2]]
                 running = list(self._sinks)
             try:
                 for task_id, cell in changed:
-                    value = cell[0]
-                    self.set_progress(task_id, value, now)
-                    cell[1] = value
+                    calls = cell[1]
+                    self.set_progress(task_id, cell[0], now)
+                    cell[2] = calls
                 if now - last_beat >= self.heartbeat_interval:
                     self.heartbeat(running, now)
                     last_beat = now
@@ -329,7 +467,7 @@ class RedisStore(TaskStore):
 
 
 def _record_from_fields(task_id: str, values: list[str | None]) -> TaskRecord:
-    fields = dict(zip(_FIELDS, values, strict=True))
+    fields = dict(zip(_FIELDS, values, strict=False))
     return TaskRecord(
         task_id=task_id,
         method=fields["method"] or "",
@@ -341,6 +479,10 @@ def _record_from_fields(task_id: str, values: list[str | None]) -> TaskRecord:
         error=fields["error"] or "",
         owner=fields["owner"] or "",
         heartbeat=float(fields["heartbeat"] or 0.0),
+        attempt=int(fields.get("attempt") or 1),
+        cancel_requested=float(fields.get("cancel_requested") or 0.0),
+        touched=float(fields.get("touched") or 0.0),
+        max_silence=float(fields.get("max_silence") or 0.0),
     )
 
 

@@ -1,0 +1,248 @@
+"""What the thread pool and the process pool share: a queue, slots, retries and a watchdog.
+
+A pool has up to ``size`` *slots*, each a worker (a thread, or a process) that runs one
+task at a time. Tasks beyond the free slots wait in the pool's queue; a task queued
+again after a failed attempt waits in the pool's list of delayed jobs until its time.
+One supervisor thread per pool checks every running task's :class:`Watch` on every
+turn: it asks a task to stop (a cancel, a time limit, a silence) and, if the task does
+not return within ``cancel_grace``, has the subclass end its slot by force.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from abc import abstractmethod
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ladon_tasks.exceptions import ShuttingDown, StoreUnavailable
+from ladon_tasks.executors.base import Executor
+from ladon_tasks.options import TaskPolicy
+from ladon_tasks.runner import Outcome, attempts_note
+from ladon_tasks.stores.base import TaskStore
+from ladon_tasks.task import TaskState
+from ladon_tasks.watchdog import Control, Verdict, Watch
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two turns of an idle supervisor (nothing running, nothing delayed).
+IDLE_TURN = 1.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One attempt of a task, as a pool holds it."""
+
+    task_id: str
+    payload: Any
+    policy: TaskPolicy
+    attempt: int = 1
+
+
+class Slot:
+    """One worker of a pool and the job it runs (None: idle)."""
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+        self.watch: Watch | None = None
+
+
+class SlotPool(Executor):
+    """The queue, the slots and the supervisor; subclasses make and feed the workers."""
+
+    def __init__(self, store: TaskStore, size: int, turn: float, name: str) -> None:
+        self.store = store
+        self.size = size
+        #: Seconds between two supervisor turns while tasks run, and while none does.
+        self.turn = turn
+        self.idle_turn = IDLE_TURN
+        self.name = name
+        self._queue: deque[Job] = deque()
+        self._delayed: list[tuple[float, int, Job]] = []
+        self._order = itertools.count()
+        self._idle: list[Slot] = []
+        self._busy: dict[str, Slot] = {}
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._closed = False
+        self._supervisor: threading.Thread | None = None
+
+    # -- what subclasses provide ------------------------------------------------------
+
+    @abstractmethod
+    def _new_slot(self) -> Slot | None:
+        """A new worker, or None if the pool is full (called with the lock held)."""
+
+    @abstractmethod
+    def _control(self, slot: Slot) -> Control:
+        """The control the slot's next task shares with its watch."""
+
+    @abstractmethod
+    def _hand(self, slot: Slot, job: Job) -> None:
+        """Give ``job`` to the idle worker of ``slot`` (called with the lock held)."""
+
+    @abstractmethod
+    def _end_by_force(self, slot: Slot) -> None:
+        """Stop the worker of ``slot`` whatever its task does, and replace it."""
+
+    @abstractmethod
+    def _wait(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` s, handling what workers report meanwhile."""
+
+    @abstractmethod
+    def _wake(self) -> None:
+        """Make the supervisor take a turn now."""
+
+    def _on_turn(self, now: float) -> None:
+        """Extra work of each supervisor turn (process mode: the owner key)."""
+
+    # -- the queue --------------------------------------------------------------------
+
+    def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None) -> None:
+        with self._lock:
+            if self._closed:
+                raise ShuttingDown(f"the {self.name} is stopping and takes no new task")
+            was_quiet = not self._busy and not self._delayed
+            self._queue.append(Job(task_id, job, policy or TaskPolicy()))
+            self._dispatch()
+            self._ensure_supervisor()
+        if was_quiet:
+            self._wake()  # from its idle sleep to its running pace
+
+    def poke(self) -> None:
+        """A task may have been asked to cancel: check now rather than at the next turn."""
+        if self._busy:
+            self._wake()
+
+    def _dispatch(self) -> None:
+        while self._queue:
+            slot = self._idle.pop() if self._idle else self._new_slot()
+            if slot is None:
+                return
+            job = self._queue.popleft()
+            slot.job = job
+            slot.watch = Watch(job.policy, self._control(slot), time.monotonic())
+            self._busy[job.task_id] = slot
+            self._hand(slot, job)
+
+    def _finished(self, slot: Slot, job: Job, outcome: Outcome) -> None:
+        """A worker ran ``job`` to ``outcome``; ``slot`` is free again."""
+        with self._lock:
+            if self._busy.get(job.task_id) is not slot:
+                return  # ended by force meanwhile: the slot was replaced
+            del self._busy[job.task_id]
+            slot.job = slot.watch = None
+            if outcome.retry_in is not None:
+                self._delay(replace(job, attempt=job.attempt + 1), outcome.retry_in)
+            self._idle.append(slot)
+            self._dispatch()
+            self._changed.notify_all()
+
+    def _release(self, slot: Slot) -> Job | None:
+        """Take ``slot`` out of the pool (its worker is gone); returns the job it ran."""
+        job = slot.job
+        if job is not None and self._busy.get(job.task_id) is slot:
+            del self._busy[job.task_id]
+        if slot in self._idle:
+            self._idle.remove(slot)
+        slot.job = None
+        self._changed.notify_all()
+        return job
+
+    def _delay(self, job: Job, seconds: float) -> None:
+        heapq.heappush(self._delayed, (time.monotonic() + seconds, next(self._order), job))
+
+    # -- the supervisor ---------------------------------------------------------------
+
+    def _ensure_supervisor(self) -> None:
+        if self._supervisor is None or not self._supervisor.is_alive():
+            self._supervisor = threading.Thread(
+                target=self._supervise_forever, name=f"ladon-tasks-{self.name}", daemon=True)
+            self._supervisor.start()
+
+    def _supervise_forever(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed and not self._busy:
+                    return
+                pace = self.turn if self._busy or self._delayed else self.idle_turn
+            try:
+                self._wait(pace)
+                self.supervise(time.monotonic())
+            except Exception:  # never let one bad turn stop the watchdog
+                if self._closed:
+                    return  # its workers were closed under it
+                log.exception("%s supervisor turn failed", self.name)
+
+    def supervise(self, now: float) -> None:
+        """One turn: start delayed jobs whose time has come, check every running task."""
+        with self._lock:
+            while self._delayed and self._delayed[0][0] <= now and not self._closed:
+                self._queue.append(heapq.heappop(self._delayed)[2])
+            self._dispatch()
+            running = list(self._busy.items())
+        self._on_turn(now)
+        if not running:
+            return
+        try:
+            cancels = self.store.cancel_requests([task_id for task_id, _ in running])
+        except StoreUnavailable as exc:
+            log.warning("cannot read cancel requests: %s", exc)
+            cancels = set()
+        for task_id, slot in running:
+            watch = slot.watch
+            if watch is None or slot.job is None or slot.job.task_id != task_id:
+                continue  # ended meanwhile
+            if watch.check(now, task_id in cancels) is Verdict.KILL:
+                log.warning("task %s did not stop within %g s: ending it by force",
+                            task_id, watch.policy.cancel_grace)
+                self._end_by_force(slot)
+
+    def record_forced_end(self, job: Job, watch: Watch, owner: str) -> None:
+        """Record the end of a task whose worker was stopped by force (or died while
+        asked to stop): its stop's state, or a retry if a failed one has attempts left."""
+        state, error = watch.forced_end()
+        self.end_or_retry(job, state, error, owner)
+
+    def end_or_retry(self, job: Job, state: TaskState, error: str, owner: str) -> None:
+        """End a task its worker could not end itself, or queue it again."""
+        policy = job.policy
+        try:
+            if state is not TaskState.CANCELLED and job.attempt < policy.max_attempts:
+                delay = policy.retry_delay(job.attempt)
+                note = (f"attempt {job.attempt} of {policy.max_attempts} failed, next in "
+                        f"{delay:g} s: {error}")
+                if self.store.requeue(job.task_id, job.attempt + 1, note, owner):
+                    log.info("task %s: %s", job.task_id, note)
+                    with self._lock:
+                        self._delay(replace(job, attempt=job.attempt + 1), delay)
+                    return
+            self.store.finish(job.task_id, state, time.time(), error=attempts_note(error, job.attempt),
+                              attempt=job.attempt)
+        except StoreUnavailable as exc:
+            # Its heartbeats have stopped: the task is found lost once Redis is back.
+            log.error("task %s: could not record its end (%s): %s", job.task_id, error, exc)
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def _close(self, grace_period: float) -> list[str]:
+        """Refuse new tasks, wait up to ``grace_period`` s for running ones; returns the
+        ids of those still running, and of every queued or delayed task."""
+        deadline = time.monotonic() + grace_period
+        with self._lock:
+            self._closed = True
+            unfinished = [job.task_id for job in self._queue]
+            unfinished += [job.task_id for _, _, job in self._delayed]
+            self._queue.clear()
+            self._delayed.clear()
+            while self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return unfinished + list(self._busy)

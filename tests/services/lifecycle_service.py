@@ -1,0 +1,108 @@
+"""Task methods for the lifecycle tests: cancel, limits, stalls, retries, dismiss.
+
+They coordinate with the tests through files (a process-mode task runs in another
+process): ``marker`` gets the running task's pid, ``counter`` counts its attempts. Every
+loop ends by itself after ``seconds``, so a test that goes wrong cannot leave a task
+running for ever.
+"""
+
+import os
+import time
+
+from ladon.compat import PORTABLE_STRING
+
+from ladon_tasks import ladonize
+
+
+def _mark(marker):
+    if marker:
+        with open(marker + ".tmp", "w") as handle:
+            handle.write(str(os.getpid()))
+        os.replace(marker + ".tmp", marker)
+
+
+def _count(counter):
+    """Add one to the attempt counter in file ``counter``; the new count."""
+    count = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
+    with open(counter, "w") as handle:
+        handle.write(str(count))
+    return count
+
+
+def _spin(seconds, update_progress, pause=0.01):
+    deadline = time.monotonic() + seconds
+    calls = 0
+    while time.monotonic() < deadline:
+        calls += 1
+        update_progress(min(0.99, calls / 1000.0))
+        time.sleep(pause)
+    return calls
+
+
+class LifecycleService(object):
+    """Tasks to cancel, limit, retry and dismiss."""
+
+    @ladonize(PORTABLE_STRING, float, rtype=int, tasktype=True)
+    def spin(self, marker, seconds, **kw):
+        """Report progress every 10 ms for ``seconds``; return the number of reports."""
+        _mark(marker)
+        return _spin(seconds, kw["update_progress"])
+
+    @ladonize(PORTABLE_STRING, float, rtype=int, tasktype=True)
+    def sleeper(self, marker, seconds, **kw):
+        """Sleep ``seconds`` without a word (a task stuck in a call); return its pid."""
+        _mark(marker)
+        kw["update_progress"](0.1)
+        time.sleep(seconds)
+        return os.getpid()
+
+    @ladonize(PORTABLE_STRING, float, rtype=int, tasktype=True)
+    def swallower(self, marker, seconds, **kw):
+        """Catch every Exception around its progress reports, as careless code does."""
+        _mark(marker)
+        deadline = time.monotonic() + seconds
+        swallowed = 0
+        while time.monotonic() < deadline:
+            try:
+                kw["update_progress"](0.5)
+            except Exception:
+                swallowed += 1
+            time.sleep(0.01)
+        return swallowed
+
+    @ladonize(PORTABLE_STRING, int, rtype=int, tasktype={"retries": 2, "retry_backoff": 0.2})
+    def flaky(self, counter, failures, **kw):
+        """Fail the first ``failures`` attempts, then return the attempt number."""
+        attempt = _count(counter)
+        kw["update_progress"](0.5)
+        if attempt <= failures:
+            raise ValueError("attempt %d fails on purpose" % attempt)
+        return attempt
+
+    @ladonize(PORTABLE_STRING, PORTABLE_STRING, float, rtype=int,
+              tasktype={"retries": 1, "retry_backoff": 0.1})
+    def dieOnce(self, counter, marker, seconds, **kw):
+        """First attempt: mark and wait to be killed; later ones return the attempt number."""
+        attempt = _count(counter)
+        if attempt == 1:
+            _mark(marker)
+            _spin(seconds, kw["update_progress"])
+        return attempt
+
+    @ladonize(PORTABLE_STRING, float, rtype=int, tasktype={"time_limit": 0.5, "cancel_grace": 5})
+    def limited(self, marker, seconds, **kw):
+        """Report progress for ``seconds``, past its 0.5 s time limit."""
+        _mark(marker)
+        return _spin(seconds, kw["update_progress"])
+
+    @ladonize(PORTABLE_STRING, float, float, rtype=int, tasktype={"max_silence": 1.0, "cancel_grace": 5})
+    def napper(self, marker, nap, seconds, **kw):
+        """Report progress, then nap ``nap`` s between reports: stalled if ``nap`` > 1 s."""
+        _mark(marker)
+        return _spin(seconds, kw["update_progress"], pause=nap)
+
+    @ladonize(PORTABLE_STRING, rtype=PORTABLE_STRING, tasktype=True)
+    def quick(self, text, **kw):
+        """Return ``text`` at once."""
+        kw["update_progress"](1.0)
+        return text
