@@ -14,7 +14,7 @@ from ladon_tasks.options import TaskPolicy
 from ladon_tasks.progress import TaskContext, UpdateProgress, enter_task, leave_task, make_update_progress
 from ladon_tasks.stores.base import TaskStore
 from ladon_tasks.task import TaskState, describe_exception
-from ladon_tasks.watchdog import Control, describe_stop
+from ladon_tasks.watchdog import RUNNING, Control, describe_stop
 
 log = logging.getLogger("ladon_tasks.task")
 
@@ -61,6 +61,7 @@ def run_task(
     if not _retry(lambda: store.mark_running(task_id, time.time(), owner), task_id):
         log.info("task %s was not queued any more (cancelled, expired or taken); not run", task_id)
         return NOT_RUN
+    control[RUNNING] = 1  # the limits count from now
     sink = store.progress_sink(task_id)
     update_progress = make_update_progress(sink, control, policy)
     token = enter_task(TaskContext(task_id, update_progress))

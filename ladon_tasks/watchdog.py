@@ -4,8 +4,10 @@ An executor keeps one :class:`Watch` per running task and calls :meth:`Watch.che
 every turn of its supervisor. The task and its watch share a *control*: a sequence of
 two integers, ``[stop, calls]``. The watch writes ``stop`` (a :class:`StopReason`), the
 task's ``update_progress`` reads it and raises the matching interrupt; ``update_progress``
-counts its ``calls``, which is how the watch tells a silent task from a busy one. In
-thread mode the control is a list; in process mode shared memory seen by both processes.
+counts its ``calls``, which is how the watch tells a silent task from a busy one; the
+runner sets ``running`` once the task really started (a worker may first import its
+module), and the clock of the limits starts then. In thread mode the control is a list;
+in process mode shared memory seen by both processes.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from ladon_tasks.options import TaskPolicy
 from ladon_tasks.task import TaskState
 
 Control = MutableSequence[int]
-#: Indexes into a control.
-STOP, CALLS = 0, 1
+#: Indexes into a control, and its length.
+STOP, CALLS, RUNNING = 0, 1, 2
+CONTROL_SIZE = 3
 
 
 def new_control() -> Control:
     """A control for a task run on a thread of this process."""
-    return [0, 0]
+    return [0] * CONTROL_SIZE
 
 
 class StopReason(IntEnum):
@@ -85,11 +88,12 @@ class Verdict(IntEnum):
 class Watch:
     """The watchdog's view of one running task. Times are ``time.monotonic()`` seconds."""
 
-    __slots__ = ("policy", "control", "started", "calls", "last_call", "reason", "asked_at")
+    __slots__ = ("policy", "control", "running", "started", "calls", "last_call", "reason", "asked_at")
 
     def __init__(self, policy: TaskPolicy, control: Control, now: float) -> None:
         self.policy = policy
         self.control = control
+        self.running = False
         self.started = now
         self.calls = control[CALLS]
         self.last_call = now
@@ -99,7 +103,10 @@ class Watch:
     def check(self, now: float, cancel_requested: bool = False) -> Verdict:
         """Look at the task once: ask it to stop if it must, say when to end it by force."""
         calls = self.control[CALLS]
-        if calls != self.calls:
+        if not self.running and self.control[RUNNING]:
+            # The limits count from the first look that finds it running, never earlier.
+            self.running, self.started, self.last_call, self.calls = True, now, now, calls
+        elif calls != self.calls:
             self.calls, self.last_call = calls, now
         if self.reason is None:
             reason = self._reason(now, cancel_requested)
@@ -121,6 +128,8 @@ class Watch:
         policy = self.policy
         if cancel_requested:
             return StopReason.CANCEL
+        if not self.running:
+            return None  # not started yet: only a cancel applies
         if policy.time_limit is not None and now - self.started >= policy.time_limit:
             return StopReason.TIME_LIMIT
         if policy.max_silence is not None and now - self.last_call >= policy.max_silence:

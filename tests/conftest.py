@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,17 +40,18 @@ class ServeProcess:
     LADON_TASKS = Path(sys.executable).parent / "ladon-tasks"
 
     def __init__(self, modules: list[str], log_path: Path, *options: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, new_session: bool = False) -> None:
         assert self.LADON_TASKS.exists(), f"{self.LADON_TASKS} is not installed (pip install -e .)"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.new_session = new_session
         self.probe = f"{self.url}/{_service_of(modules[0])}/jsonwsp/description"
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [str(self.LADON_TASKS), "serve", *modules, "--path", SERVICES_DIR,
                  "--port", str(self.port), *options],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
+                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=new_session)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -70,6 +73,9 @@ class ServeProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+        if self.new_session:  # its workers and forkserver too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def _service_of(module: str) -> str:

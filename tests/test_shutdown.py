@@ -35,10 +35,10 @@ LONG_TASK = 600.0
 class Serve(ServeProcess):
     """``ladon-tasks serve calc_service`` with a given grace period."""
 
-    def __init__(self, log_dir: Path, *options: str, grace_period: float) -> None:
+    def __init__(self, log_dir: Path, *options: str, grace_period: float, new_session: bool = False) -> None:
         env = dict(os.environ, LADON_TASKS_GRACE_PERIOD=str(grace_period))
         log_path = log_dir / f"serve-{uuid.uuid4().hex[:8]}.log"
-        super().__init__(["calc_service"], log_path, *options, env=env)
+        super().__init__(["calc_service"], log_path, *options, env=env, new_session=new_session)
         self.wait_answering()
 
     def start_running(self, method: str, **args: object) -> str:
@@ -62,8 +62,8 @@ class Serve(ServeProcess):
 def serve(tmp_path: Path) -> Iterator:
     started: list[Serve] = []
 
-    def start(*options: str, grace_period: float) -> Serve:
-        server = Serve(tmp_path, *options, grace_period=grace_period)
+    def start(*options: str, grace_period: float, new_session: bool = False) -> Serve:
+        server = Serve(tmp_path, *options, grace_period=grace_period, new_session=new_session)
         started.append(server)
         return server
 
@@ -89,6 +89,38 @@ def test_sigterm_in_process_mode_records_the_running_task_lost(serve, redis_url:
     record = RedisStore(redis_url).get(task_id)
     assert record is not None and record.state is TaskState.LOST, record
     assert STOPPED in record.error
+
+
+def test_sigterm_to_the_whole_process_group_stops_the_server_within_its_grace(
+        serve, redis_url: str) -> None:
+    # What systemd's KillMode=control-group and timeout(1) do: every process of the group,
+    # the server, its forkserver and its workers, gets the SIGTERM at once.
+    server = serve("--mode", "process", "--redis-url", redis_url, "--processes", "2", grace_period=5,
+                   new_session=True)
+    running = server.start_running("sleepy", seconds=LONG_TASK)
+    short = server.start_running("sleepy", seconds=1.0)
+    os.killpg(server.process.pid, signal.SIGTERM)
+    try:
+        assert server.process.wait(timeout=60) == 0
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the server was still running 60 s after SIGTERM to its group:\n{server.log()}")
+    store = RedisStore(redis_url)
+    record = store.get(running)
+    assert record is not None and record.state is TaskState.LOST and STOPPED in record.error, record
+    # The workers ignored the SIGTERM: the short task finished within the grace period.
+    short_record = store.get(short)
+    assert short_record is not None and short_record.state is TaskState.SUCCEEDED, short_record
+    # Nothing of the group is left behind.
+    wait_until(lambda: not _group_alive(server.process.pid), timeout=30,
+               message="every process of the group to exit")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_workers_of_a_killed_server_stop_and_their_task_is_found_lost(

@@ -17,7 +17,9 @@ import atexit
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import time
 import weakref
 from multiprocessing import connection
 from typing import Any
@@ -31,7 +33,7 @@ from ladon_tasks.executors.pool import IDLE_TURN, Job, Slot, SlotPool
 from ladon_tasks.runner import Outcome
 from ladon_tasks.stores.redis import RedisStore
 from ladon_tasks.task import TaskState
-from ladon_tasks.watchdog import CALLS, STOP, Control
+from ladon_tasks.watchdog import CALLS, CONTROL_SIZE, RUNNING, STOP, Control, StopReason
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ class ProcessExecutor(SlotPool):
         """Start one worker process (called with the lock held)."""
         context = self._context
         parent_conn, child_conn = context.Pipe(duplex=True)
-        control = context.RawArray("q", 2)
+        control = context.RawArray("q", CONTROL_SIZE)
         process = context.Process(
             target=worker.worker_main, name="ladon-tasks-worker",
             args=(self._settings, child_conn, control, self._log_handler.queue))
@@ -142,7 +144,7 @@ class ProcessExecutor(SlotPool):
 
     def _control(self, slot: Slot) -> Control:
         assert isinstance(slot, WorkerSlot)
-        slot.control[STOP] = 0
+        slot.control[STOP] = slot.control[RUNNING] = 0
         return slot.control
 
     def _hand(self, slot: Slot, job: Job) -> None:
@@ -156,18 +158,18 @@ class ProcessExecutor(SlotPool):
             self._queue.appendleft(job)
 
     def _wait(self, timeout: float) -> None:
+        # A worker's death is seen as the end of its pipe, not by its process sentinel:
+        # under forkserver the sentinel is a pipe from the forkserver, which reads as
+        # "exited" for every worker once the forkserver itself is gone (a SIGTERM to the
+        # process group kills it), while the workers live on.
         with self._lock:
             pipes = {slot.conn: slot for slot in self._slots}
-            sentinels = {slot.process.sentinel: slot for slot in self._slots}
-        ready = connection.wait([*pipes, *sentinels, self._wake_read], timeout)
-        for item in ready:
-            if item in pipes:
-                self._receive(pipes[item])
+        ready = connection.wait([*pipes, self._wake_read], timeout)
         for item in ready:
             if item == self._wake_read:
                 os.read(self._wake_read, 4096)
-            elif item in sentinels:
-                self._worker_died(sentinels[item])
+            elif not self._receive(pipes[item]):
+                self._worker_died(pipes[item])
 
     def _wake(self) -> None:
         if self._wake_write >= 0:
@@ -187,32 +189,30 @@ class ProcessExecutor(SlotPool):
 
     # -- what workers report ----------------------------------------------------------
 
-    def _receive(self, slot: WorkerSlot) -> None:
+    def _receive(self, slot: WorkerSlot) -> bool:
+        """Read what a worker answered; False if its pipe ended (the worker is gone)."""
         try:
             task_id, state, retry_in = slot.conn.recv()
         except (EOFError, OSError):
-            return  # it died: its sentinel says so
+            return False
         job = slot.job
-        if job is None or job.task_id != task_id:
-            return
-        self._finished(slot, job, Outcome(None if state is None else TaskState(state), retry_in))
+        if job is not None and job.task_id == task_id:
+            self._finished(slot, job, Outcome(None if state is None else TaskState(state), retry_in))
+        return True
 
     def _worker_died(self, slot: WorkerSlot) -> None:
         """A worker exited: record its task's end (or a retry) and start another."""
         with self._lock:
             if slot not in self._slots:
                 return  # handled already, or the pool is stopping
-        if slot.conn.poll():
-            self._receive(slot)  # it answered before it went
-        with self._lock:
-            if slot not in self._slots:
-                return
             self._slots.remove(slot)
             watch = slot.watch
             job = self._release(slot)
-        slot.process.join(EXIT_WAIT)
+        slot.process.join(EXIT_WAIT)  # reaps it, and tells its exit code
         slot.conn.close()
         if job is not None and watch is not None and not self._closed:
+            if watch.reason is None and self._cancel_asked(job.task_id):
+                watch.ask(StopReason.CANCEL, time.monotonic())  # asked, not seen yet: as asked
             if watch.reason is not None:
                 self.record_forced_end(job, watch, self.owner)
             else:
@@ -227,11 +227,17 @@ class ProcessExecutor(SlotPool):
                     self._idle.append(replacement)
                 self._dispatch()
 
+    def _cancel_asked(self, task_id: str) -> bool:
+        try:
+            return bool(self.store.cancel_requests([task_id]))
+        except StoreUnavailable:
+            return False
+
     def _end_by_force(self, slot: Slot) -> None:
         assert isinstance(slot, WorkerSlot)
         log.warning("killing worker process %d", slot.process.pid)
-        slot.process.kill()
-        slot.process.join(EXIT_WAIT)
+        _kill(slot)
+        _wait_gone(slot)
         self._worker_died(slot)
 
     def calls_of(self, task_id: str) -> int:
@@ -268,14 +274,36 @@ class ProcessExecutor(SlotPool):
                 except OSError:
                     pass
             else:
-                slot.process.kill()
+                _kill(slot)
         for slot in slots:
-            slot.process.join(EXIT_WAIT)
-            if slot.process.is_alive():
-                slot.process.kill()
-                slot.process.join(EXIT_WAIT)
+            if not _wait_gone(slot):
+                _kill(slot)
+                _wait_gone(slot)
+            slot.process.join(0.1)
             slot.conn.close()
         self._wake()
+
+
+def _kill(slot: WorkerSlot) -> None:
+    """SIGKILL the worker (workers ignore SIGTERM; ``Process.kill`` may think a worker of
+    a dead forkserver gone already)."""
+    try:
+        os.kill(slot.process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(slot: WorkerSlot, timeout: float = EXIT_WAIT) -> bool:
+    """Wait until the worker's end of its pipe is closed: it has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            if not slot.conn.poll(max(0.0, remaining)):
+                return False
+            slot.conn.recv()  # an answer sent before it went; read on to the end
+        except (EOFError, OSError):
+            return True
 
 
 def _exit_reason(exitcode: int | None) -> str:

@@ -22,11 +22,11 @@ def _mark(marker):
 
 
 def _count(counter):
-    """Add one to the attempt counter in file ``counter``; the new count."""
-    count = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
-    with open(counter, "w") as handle:
-        handle.write(str(count))
-    return count
+    """Add this attempt's start time as a line of file ``counter``; the attempt number."""
+    with open(counter, "a") as handle:
+        handle.write("%r\n" % time.time())
+    with open(counter) as handle:
+        return len(handle.read().split())
 
 
 def _spin(seconds, update_progress, pause=0.01):
@@ -78,6 +78,12 @@ class LifecycleService(object):
         if attempt <= failures:
             raise ValueError("attempt %d fails on purpose" % attempt)
         return attempt
+
+    @ladonize(PORTABLE_STRING, rtype=int, tasktype={"retries": 1, "retry_backoff": 60})
+    def retryLater(self, counter, **kw):
+        """Fail, and wait a minute for the retry."""
+        attempt = _count(counter)
+        raise ValueError("attempt %d fails on purpose" % attempt)
 
     @ladonize(PORTABLE_STRING, PORTABLE_STRING, float, rtype=int,
               tasktype={"retries": 1, "retry_backoff": 0.1})
