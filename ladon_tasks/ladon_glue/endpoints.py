@@ -86,7 +86,7 @@ def _mode(spec: TaskMethodSpec, engine: TaskEngine) -> str:
 
 def _not_found_hint(spec: TaskMethodSpec, engine: TaskEngine, kw: dict, error: TaskNotFound) -> TaskNotFound:
     """Say why a thread-mode task may be invisible when the server runs several processes."""
-    if _mode(spec, engine) == THREAD_MODE and kw.get("wsgi.multiprocess"):
+    if type(error) is TaskNotFound and _mode(spec, engine) == THREAD_MODE and kw.get("wsgi.multiprocess"):
         log.warning("thread-mode task looked up in a multi-process server; use multiprocessing mode")
         return TaskNotFound(
             f"{error}. This server runs several processes (wsgi.multiprocess) and thread mode "

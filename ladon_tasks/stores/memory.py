@@ -27,6 +27,9 @@ class MemoryStore(TaskStore):
         self.tombstone_ttl = float(tombstone_ttl)
         self._records: dict[str, TaskRecord] = {}
         self._expiry: deque[tuple[float, str]] = deque()
+        #: When each ended record expires; an entry of ``_expiry`` that disagrees is stale
+        #: (the task was queued again after it was lost).
+        self._expires_at: dict[str, float] = {}
         self._tombstones: dict[str, Gone] = {}
         self._tombstone_expiry: deque[tuple[float, str]] = deque()
         #: Tasks dismissed while queued or running: forgotten when they end.
@@ -39,7 +42,10 @@ class MemoryStore(TaskStore):
     def _purge_expired(self, now: float) -> None:
         expiry = self._expiry
         while expiry and expiry[0][0] <= now:
-            _, task_id = expiry.popleft()
+            when, task_id = expiry.popleft()
+            if self._expires_at.get(task_id) != when:
+                continue
+            del self._expires_at[task_id]
             if self._records.pop(task_id, None) is not None:
                 self._bury(task_id, Gone.EXPIRED, now)
         tombs = self._tombstone_expiry
@@ -107,7 +113,10 @@ class MemoryStore(TaskStore):
     ) -> bool:
         with self._lock:
             record = self._records.get(task_id)
-            if record is None or record.state.done or (attempt and record.attempt != attempt):
+            if record is None or (attempt and record.attempt != attempt):
+                return False
+            # A lost task may still end as its worker says; any other end is final.
+            if record.state.done and (record.state is not TaskState.LOST or state is TaskState.LOST):
                 return False
             self._end(record, state, finished, result, error)
             return True
@@ -127,8 +136,11 @@ class MemoryStore(TaskStore):
         if record.task_id in self._dismissed:
             self._dismissed.discard(record.task_id)
             del self._records[record.task_id]
+            self._expires_at.pop(record.task_id, None)
         else:
-            self._expiry.append((time.monotonic() + self.result_ttl, record.task_id))
+            when = time.monotonic() + self.result_ttl
+            self._expires_at[record.task_id] = when
+            self._expiry.append((when, record.task_id))
 
     def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
         with self._lock:
@@ -136,6 +148,7 @@ class MemoryStore(TaskStore):
             if (record is None or record.state not in (TaskState.RUNNING, TaskState.LOST)
                     or record.cancel_requested or record.attempt != attempt - 1):
                 return False
+            self._expires_at.pop(task_id, None)  # it lives again
             record.state = TaskState.QUEUED
             record.attempt = attempt
             record.error = note
@@ -175,6 +188,7 @@ class MemoryStore(TaskStore):
             answer = snapshot(record)
             if record.state.done:
                 self._records.pop(task_id, None)
+                self._expires_at.pop(task_id, None)
                 self._dismissed.discard(task_id)
             self._bury(task_id, Gone.DISMISSED, time.monotonic())
             return answer

@@ -105,7 +105,7 @@ if ARGV[7] ~= '0' and redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[7] then ret
 end_task(ARGV[1], ARGV[2], ARGV[3], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]))
 return 1
 """
-# ARGV: attempt note owner
+# ARGV: attempt note owner live_ttl. A lost task lives again: its live TTL back, no tombstone.
 _REQUEUE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'running' and state ~= 'lost' then return 0 end
@@ -113,6 +113,8 @@ if redis.call('HGET', KEYS[1], 'cancel_requested') ~= '0' then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'attempt')) ~= tonumber(ARGV[1]) - 1 then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', ARGV[1], 'error', ARGV[2], 'owner', ARGV[3],
            'progress', '0.0', 'started', '0', 'finished', '0', 'heartbeat', '0', 'touched', '0')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('DEL', KEYS[2])
 return 1
 """
 # cancel(now, result_ttl, tombstone_ttl, queued_error): the shared step of cancel and dismiss.
@@ -363,9 +365,8 @@ class RedisStore(TaskStore):
              str(attempt)])))
 
     def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
-        key = self.key(TASK_KEY, task_id)
         return bool(self._call("queue again", lambda: self._script(
-            "requeue", [key], [str(attempt), note, owner])))
+            "requeue", self._keys(task_id), [str(attempt), note, owner, self.live_ttl])))
 
     def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
         return self._control("cancel", task_id, now)
