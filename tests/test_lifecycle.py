@@ -340,7 +340,7 @@ def test_an_expired_task_is_told_apart_from_one_never_seen(serve):
     client = tasks(app.url)
     task_id = client.start("quick", text="short-lived")
     client.wait_done("quick", task_id)
-    wait_until(lambda: _gone_as(client, task_id) == "TaskExpired", timeout=15,
+    wait_until(lambda: gone_as(client, "quick", task_id) == "TaskExpired", timeout=15,
                message="the record to expire")
     fault = client.fault("quick", "result", task_id)
     assert fault.detail == "TaskExpired" and "expired" in fault.string
@@ -348,10 +348,10 @@ def test_an_expired_task_is_told_apart_from_one_never_seen(serve):
     assert client.fault("quick", "progress", "B" * 22).detail == "TaskNotFound"
 
 
-def _gone_as(client: Tasks, task_id: str) -> str:
+def gone_as(client: Tasks, method: str, task_id: str) -> str:
     """The fault detail ``_progress`` answers, or "" while the task is still there."""
     try:
-        client.progress("quick", task_id)
+        client.progress(method, task_id)
     except Fault as fault:
         return fault.detail
     return ""

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import pytest
 from conftest import make_app
 from helpers import wait_until
-from test_lifecycle import CHECKED, alive, marked_pid, tasks
+from test_lifecycle import CHECKED, alive, gone_as, marked_pid, tasks
 from test_protocols import over
 
 
@@ -60,7 +60,7 @@ def test_a_task_is_cancelled_and_dismissed_from_a_second_server(two_servers, tmp
             there.ask("spin", "dismiss", task_id)
             # The first server answered the ended task from its own copy until now; it
             # asks Redis again within a second and sees the dismissal.
-            wait_until(lambda h=here, t=task_id: _detail(h, t) == "TaskDismissed", timeout=10,
+            wait_until(lambda h=here, t=task_id: gone_as(h, "spin", t) == "TaskDismissed", timeout=10,
                        message="the first server to see the dismissal")
 
 
@@ -118,13 +118,3 @@ def test_a_killed_worker_without_retries_left_ends_its_task_lost_at_once(one_ser
     assert ended["state"] == "lost"
     assert ended["error"] == f"TaskLost: its worker process {pid} died (killed by signal 9)"
     assert client.fault("spin", "result", task_id).detail == "TaskLost"
-
-
-def _detail(client: Any, task_id: str) -> str:
-    from test_protocols import Fault
-
-    try:
-        client.progress("spin", task_id)
-    except Fault as fault:
-        return fault.detail
-    return ""

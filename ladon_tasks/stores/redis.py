@@ -31,6 +31,7 @@ import redis
 from ladon_tasks.constants import DEFAULT_KEY_PREFIX, GONE_KEY, OWNER_KEY, TASK_KEY
 from ladon_tasks.exceptions import StoreUnavailable
 from ladon_tasks.stores.base import ProgressSink, TaskStore
+from ladon_tasks.stores.redis_scripts import SCRIPTS
 from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState
 
 log = logging.getLogger(__name__)
@@ -47,120 +48,6 @@ ENDED_CACHE_SIZE = 10_000
 #: Seconds a server process answers an ended task from its own copy before it asks Redis
 #: again: how long a dismissal made through another process may go unseen here.
 ENDED_CACHE_SECONDS = 1.0
-
-# Each script changes a task only if it exists and is in the expected state, so writes
-# from a late or restarted worker can neither resurrect nor reopen a task.
-# KEYS[1] is the task's hash, KEYS[2] (where used) its tombstone.
-# A new task: all its fields and its TTL in one atomic step, or nothing.
-_CREATE = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-_MARK_RUNNING = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'heartbeat', ARGV[1],
-           'owner', ARGV[2], 'progress', '0.0', 'touched', '0')
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
-_PROGRESS = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'heartbeat', ARGV[2], 'touched', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
-_HEARTBEAT = """
-for i, key in ipairs(KEYS) do
-  if redis.call('HGET', key, 'state') == 'running' then
-    redis.call('HSET', key, 'heartbeat', ARGV[1])
-    redis.call('EXPIRE', key, ARGV[2])
-  end
-end
-return 1
-"""
-# end_task(state, finished, error, result, result_ttl, tombstone_ttl): record the end; a
-# task dismissed before it ended is deleted instead (its tombstone says 'dismissed').
-_END_TASK = """
-local function end_task(state, finished, err, result, result_ttl, tombstone_ttl)
-  redis.call('HSET', KEYS[1], 'state', state, 'finished', finished, 'error', err, 'progress', '1.0')
-  if state == 'succeeded' then redis.call('HSET', KEYS[1], 'result', result) end
-  if redis.call('HGET', KEYS[1], 'started') == '0' then
-    redis.call('HSET', KEYS[1], 'started', finished)
-  end
-  if redis.call('HGET', KEYS[1], 'dismissed') == '1' then
-    redis.call('DEL', KEYS[1])
-    return
-  end
-  redis.call('EXPIRE', KEYS[1], result_ttl)
-  redis.call('SET', KEYS[2], 'expired', 'EX', result_ttl + tombstone_ttl)
-end
-"""
-# ARGV: state finished error result_ttl result tombstone_ttl attempt ('0': any attempt)
-_FINISH = _END_TASK + """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'queued' and state ~= 'running' and state ~= 'lost' then return 0 end
-if state == 'lost' and ARGV[1] == 'lost' then return 0 end
-if ARGV[7] ~= '0' and redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[7] then return 0 end
-end_task(ARGV[1], ARGV[2], ARGV[3], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]))
-return 1
-"""
-# ARGV: attempt note owner live_ttl. A lost task lives again: its live TTL back, no tombstone.
-_REQUEUE = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'running' and state ~= 'lost' then return 0 end
-if redis.call('HGET', KEYS[1], 'cancel_requested') ~= '0' then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'attempt')) ~= tonumber(ARGV[1]) - 1 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', ARGV[1], 'error', ARGV[2], 'owner', ARGV[3],
-           'progress', '0.0', 'started', '0', 'finished', '0', 'heartbeat', '0', 'touched', '0')
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('DEL', KEYS[2])
-return 1
-"""
-# cancel(now, result_ttl, tombstone_ttl, queued_error): the shared step of cancel and dismiss.
-_CANCEL_STEP = _END_TASK + """
-local function cancel(now, result_ttl, tombstone_ttl, queued_error)
-  local state = redis.call('HGET', KEYS[1], 'state')
-  if state == 'queued' then
-    redis.call('HSET', KEYS[1], 'cancel_requested', now)
-    end_task('cancelled', now, queued_error, '', result_ttl, tombstone_ttl)
-  elseif state == 'running' and redis.call('HGET', KEYS[1], 'cancel_requested') == '0' then
-    redis.call('HSET', KEYS[1], 'cancel_requested', now)
-  end
-end
-"""
-# ARGV: now result_ttl tombstone_ttl queued_error field...; returns the record's fields.
-_CANCEL = _CANCEL_STEP + """
-if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
-cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
-return redis.call('HMGET', KEYS[1], unpack(ARGV, 5))
-"""
-# ARGV as _CANCEL; returns the record's fields after the cancel step, then forgets it
-# (a running task: once it ends).
-_DISMISS = _CANCEL_STEP + """
-if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
-cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
-local record = redis.call('HMGET', KEYS[1], unpack(ARGV, 5))
-if redis.call('HGET', KEYS[1], 'state') == 'running' then
-  redis.call('HSET', KEYS[1], 'dismissed', '1')
-else
-  redis.call('DEL', KEYS[1])
-end
-redis.call('SET', KEYS[2], 'dismissed', 'EX', tonumber(ARGV[3]))
-return record
-"""
-_CANCEL_REQUESTS = """
-local asked = {}
-for i, key in ipairs(KEYS) do
-  local when = redis.call('HGET', key, 'cancel_requested')
-  if when and when ~= '0' then asked[#asked + 1] = i end
-end
-return asked
-"""
-_SCRIPTS = {"create": _CREATE, "mark_running": _MARK_RUNNING, "progress": _PROGRESS,
-            "heartbeat": _HEARTBEAT, "finish": _FINISH, "requeue": _REQUEUE, "cancel": _CANCEL,
-            "dismiss": _DISMISS, "cancel_requests": _CANCEL_REQUESTS}
-
 
 class RedisStore(TaskStore):
     """Task records in Redis hashes, with coalesced progress writes and heartbeats.
@@ -227,7 +114,7 @@ class RedisStore(TaskStore):
                 socket_connect_timeout=2,
                 health_check_interval=30,
             )
-            self._scripts = {name: client.register_script(source) for name, source in _SCRIPTS.items()}
+            self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
             self._client, self._pid = client, pid
             if self._reporter is not None and not self._reporter.is_alive():
                 self._reporter = None
