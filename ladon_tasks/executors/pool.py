@@ -70,6 +70,8 @@ class SlotPool(Executor):
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._closed = False
+        #: Tasks queued again while the pool was stopping: they will not run here.
+        self._unrun: list[str] = []
         self._supervisor: threading.Thread | None = None
 
     # -- what subclasses provide ------------------------------------------------------
@@ -155,6 +157,9 @@ class SlotPool(Executor):
         return job
 
     def _delay(self, job: Job, seconds: float) -> None:
+        if self._closed:
+            self._unrun.append(job.task_id)  # no retry once stopping: the engine records it
+            return
         heapq.heappush(self._delayed, (time.monotonic() + seconds, next(self._order), job))
 
     # -- the supervisor ---------------------------------------------------------------
@@ -245,4 +250,4 @@ class SlotPool(Executor):
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            return unfinished + list(self._busy)
+            return unfinished + self._unrun + list(self._busy)

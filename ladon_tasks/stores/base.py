@@ -47,8 +47,9 @@ class TaskStore(ABC):
         attempt: int = 0,
     ) -> bool:
         """Record the end of a task (progress becomes 1.0, however it ended); the record
-        expires ``result_ttl`` seconds later. A lost task may still be finished by its
-        worker (its real outcome wins); any other ended task is final. With ``attempt``,
+        expires ``result_ttl`` seconds later. In a store shared by processes a lost task
+        may still be finished by its worker (its real outcome wins: the worker was thought
+        dead); any other ended task is final. With ``attempt``,
         only that attempt may end the task (a late thread cannot end the next attempt)."""
 
     @abstractmethod

@@ -113,10 +113,8 @@ class MemoryStore(TaskStore):
     ) -> bool:
         with self._lock:
             record = self._records.get(task_id)
-            if record is None or (attempt and record.attempt != attempt):
-                return False
-            # A lost task may still end as its worker says; any other end is final.
-            if record.state.done and (record.state is not TaskState.LOST or state is TaskState.LOST):
+            # In one process 'lost' is a verdict of the stopping server, and it stays.
+            if record is None or record.state.done or (attempt and record.attempt != attempt):
                 return False
             self._end(record, state, finished, result, error)
             return True
