@@ -1,4 +1,5 @@
-"""Start the example tasks over JSON-WSP and over SOAP, with a progress bar, and print results.
+"""Start the example tasks over JSON-WSP and over SOAP, with a progress bar, print results,
+and cancel a third task half-way.
 
 Serve the example services, then run this script against them::
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from rich.console import Console
@@ -51,8 +53,23 @@ def count_to(base_url: str, console: Console) -> Any:
     return follow(client, "taskExample", task_id, console)
 
 
+def cancel_half_way(base_url: str, console: Console) -> TaskProgress:
+    """Start TaskService.taskExample, cancel it once it is half done, and wait for its end."""
+    client = TaskClient(f"{base_url}/TaskService")
+    task_id = client.start("taskExample", "demo-session", 9)
+    console.print(f"started taskExample: task {task_id}, to be cancelled half-way")
+    while client.progress("taskExample", task_id).progress < 0.5:
+        time.sleep(0.05)
+    asked = client.cancel("taskExample", task_id)
+    console.print(f"cancel asked at {asked.progress:.0%} ({asked.state})")
+    progress = client.wait("taskExample", task_id, timeout=60)
+    console.print(f"taskExample ended {progress.state}: {progress.error}", markup=False)
+    return progress
+
+
 def run(base_url: str, console: Console | None = None) -> dict:
-    """Run both tasks against the services at ``base_url``; return their results."""
+    """Run the tasks against the services at ``base_url``; return the results of the two that
+    run to their end."""
     console = console or Console()
     results = {
         "cloneInstance": plain_value(clone_instance(base_url, console)),
@@ -61,6 +78,7 @@ def run(base_url: str, console: Console | None = None) -> dict:
     for method, result in results.items():
         console.print(f"{method} returned:")
         console.print_json(json.dumps(result))
+    cancel_half_way(base_url, console)
     return results
 
 

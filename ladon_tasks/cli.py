@@ -1,5 +1,6 @@
 """The ``ladon-tasks`` command: ``serve`` runs services on werkzeug's development server;
-``call`` starts a task and follows it to its result, ``watch`` follows a running one."""
+``call`` starts a task and follows it to its result, ``watch`` follows a running one and
+``cancel`` stops one."""
 
 from __future__ import annotations
 
@@ -14,15 +15,33 @@ from typing import Any, Callable, Sequence
 from ladon_tasks.config import MODES, TaskConfig
 from ladon_tasks.exceptions import ConfigurationError
 
+#: ``serve`` flags of the task lifecycle options: (flag, TaskConfig field, help).
+_LIFECYCLE_FLAGS = (
+    ("--time-limit", "time_limit", "seconds a task may run before it is ended failed "
+                                   "(TimeLimitExceeded); 'none' (default): no limit"),
+    ("--max-silence", "max_silence", "seconds a running task may go without reporting progress "
+                                     "before it is ended failed (TaskStalled); 'none' (default): no limit"),
+    ("--retries", "retries", "times a task that raised or was lost is run again (default 0)"),
+    ("--retry-backoff", "retry_backoff", "seconds before the first retry, doubled for each next "
+                                         "one (default 1)"),
+    ("--cancel-grace", "cancel_grace", "seconds a task asked to stop has before it is ended by "
+                                       "force (default 5)"),
+    ("--tombstone-ttl", "tombstone_ttl", "seconds a dismissed or expired task id still answers "
+                                         "TaskDismissed or TaskExpired (default 86400)"),
+)
+
 
 def add_serve_parser(commands: Any) -> None:
     serve = commands.add_parser(
-        "serve", help="serve Ladon service modules with task methods (development server)")
+        "serve", help="serve Ladon service modules with task methods (development server)",
+        description="Serve Ladon service modules with task methods on werkzeug's development "
+                    "server. Exit codes: 0 stopped (Ctrl-C or SIGTERM), 1 the port cannot be "
+                    "used, 2 bad usage, a bad option or a module that cannot be found.")
     serve.add_argument("modules", nargs="+", metavar="MODULE", help="service module to import")
     serve.add_argument("--path", action="append", default=[], metavar="DIR",
                        help="directory to import the modules from (repeatable)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (announced)")
     serve.add_argument("--mode", choices=MODES, default=None,
                        help="thread (default) or process (worker processes, state in Redis)")
     serve.add_argument("--redis-url", default=None, help="Redis URL, required by --mode process")
@@ -30,33 +49,68 @@ def add_serve_parser(commands: Any) -> None:
     serve.add_argument("--processes", type=int, default=None, help="worker processes (process mode)")
     serve.add_argument("--result-ttl", type=float, default=None, help="seconds results are kept")
     serve.add_argument("--key-prefix", default=None, help="prefix of Redis keys")
+    for flag, name, text in _LIFECYCLE_FLAGS:
+        # Text, so that TaskConfig reads "none" and names the fix for a bad value.
+        serve.add_argument(flag, dest=name, default=None, metavar="S" if name != "retries" else "N",
+                           help=text)
     serve.add_argument("--debug", action="store_true", default=None,
                        help="show tracebacks to clients (never in production)")
     serve.add_argument("--log-level", default="INFO")
     serve.set_defaults(run=run_serve)
 
 
+def serve_config(args: argparse.Namespace) -> TaskConfig:
+    """The TaskConfig of ``serve``: ``LADON_TASKS_*`` variables, then the flags given."""
+    lifecycle = {name: getattr(args, name) for _, name, _ in _LIFECYCLE_FLAGS}
+    return TaskConfig.from_env(
+        mode=args.mode, redis_url=args.redis_url, threads=args.threads, processes=args.processes,
+        result_ttl=args.result_ttl, key_prefix=args.key_prefix, debug=args.debug, **lifecycle)
+
+
+def missing_module(error: ModuleNotFoundError, modules: Sequence[str]) -> str | None:
+    """The served module ``error`` says cannot be found; None if a module it imports is missing."""
+    for module in modules:
+        if error.name and (module == error.name or module.startswith(error.name + ".")):
+            return module
+    return None
+
+
+def module_hint(module: str, paths: Sequence[str]) -> str:
+    """What to say of a served module that cannot be found, naming the fix."""
+    if not paths:
+        return f"no module named {module!r}: give the directory that holds it with --path DIR"
+    return f"no module named {module!r} in {', '.join(paths)} nor on sys.path: check the name and --path"
+
+
 def run_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     from ladon_tasks.ladon_glue.wsgi import TaskWSGIApplication
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = TaskConfig.from_env(
-        mode=args.mode, redis_url=args.redis_url, threads=args.threads, processes=args.processes,
-        result_ttl=args.result_ttl, key_prefix=args.key_prefix, debug=args.debug)
-    app = TaskWSGIApplication(args.modules, args.path or None, config=config)
+    config = serve_config(args)
+    try:
+        app = TaskWSGIApplication(args.modules, args.path or None, config=config)
+    except ModuleNotFoundError as error:
+        module = missing_module(error, args.modules)
+        if module is None:
+            raise
+        print(f"ladon-tasks serve: {module_hint(module, args.path)}", file=sys.stderr)
+        return 2
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
-    logging.getLogger("ladon_tasks").info(
-        "serving %s on http://%s:%d/ in %s mode", ", ".join(args.modules), args.host, args.port,
-        config.mode)
     try:
-        run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+        server = make_server(args.host, args.port, app, threaded=True)
+        signal.signal(signal.SIGTERM, stop)
+        logging.getLogger("ladon_tasks").info(
+            "serving %s on http://%s:%d/ in %s mode", ", ".join(args.modules), args.host,
+            server.server_port, config.mode)
+        server.log_startup()
+        # Returns on KeyboardInterrupt (Ctrl-C, or SIGTERM through stop()), socket closed.
+        server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
@@ -64,15 +118,27 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Exit codes of ``call`` and ``watch`` besides 0 (success) and 2 (bad usage).
+#: Exit codes of ``call``, ``watch`` and ``cancel`` besides 0 (success) and 2 (bad usage).
 EXIT_ERROR = 1
 EXIT_TIMEOUT = 124
 EXIT_INTERRUPTED = 130
 
 _CLIENT_EPILOG = (
     "Progress goes to stderr (a rich bar on a terminal, else one line per change), the result "
-    "to stdout as JSON. Exit codes: 0 succeeded, 1 the task failed or the service could not "
-    "be used, 2 bad usage, 124 --timeout passed, 130 interrupted (the task keeps running).")
+    "to stdout as JSON. Exit codes: 0 succeeded, 1 the task failed, was lost or cancelled, or "
+    "the service could not be used, 2 bad usage, 124 --timeout passed (the task keeps running), "
+    "130 interrupted (the task keeps running, unless --cancel-on-interrupt cancels it).")
+
+_CANCEL_EPILOG = (
+    "Prints the task's state on stdout, like 'task ID: cancelled (TaskCancelled: ...)'. "
+    "Exit codes: 0 the task has ended (cancelled now, or it had already ended: its state "
+    "says how), 1 the task is unknown, expired or dismissed, or the service could not be "
+    "used, 2 bad usage, 124 the task was still stopping after --timeout (it ends cancelled "
+    "at its next progress report, or by force after the server's cancel_grace), 130 "
+    "interrupted.")
+
+#: How long ``cancel`` waits for a running task to stop, by default.
+CANCEL_WAIT = 10.0
 
 #: ``name=value`` with a Python identifier as name; anything else is a positional value.
 _KEYWORD_ARGUMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
@@ -109,6 +175,8 @@ def add_client_parsers(commands: Any) -> None:
     call.add_argument("args", nargs="*", metavar="ARG",
                       help="name=value or a positional value; values are read as JSON when they "
                            "parse (42, 1.5, true, \"text\", [1,2]), else as text")
+    call.add_argument("--cancel-on-interrupt", action="store_true",
+                      help="on Ctrl-C, cancel the task instead of leaving it running")
     call.set_defaults(run=run_call)
 
     watch = commands.add_parser(
@@ -118,7 +186,24 @@ def add_client_parsers(commands: Any) -> None:
     watch.add_argument("url", metavar="URL", help="the service, like http://localhost:8080/TaskService")
     watch.add_argument("method", metavar="METHOD", help="the task method that started the task")
     watch.add_argument("task_id", metavar="TASK_ID")
+    watch.add_argument("--cancel-on-interrupt", action="store_true",
+                       help="on Ctrl-C, cancel the task instead of leaving it running")
     watch.set_defaults(run=run_watch)
+
+    cancel = commands.add_parser(
+        "cancel", help="cancel a task",
+        description="Cancel task TASK_ID of METHOD at URL: a queued task never runs, a running "
+                    "one is stopped; wait up to --timeout seconds for it to end.",
+        epilog=_CANCEL_EPILOG)
+    cancel.add_argument("url", metavar="URL", help="the service, like http://localhost:8080/TaskService")
+    cancel.add_argument("method", metavar="METHOD", help="the task method that started the task")
+    cancel.add_argument("task_id", metavar="TASK_ID")
+    cancel.add_argument("--protocol", choices=PROTOCOLS, default="jsonwsp",
+                        help="jsonwsp (default) or soap (needs zeep: ladon_tasks[client])")
+    cancel.add_argument("--timeout", type=float, default=CANCEL_WAIT, metavar="S",
+                        help=f"wait up to S seconds for a running task to end (default "
+                             f"{CANCEL_WAIT:g}; 0: do not wait)")
+    cancel.set_defaults(run=run_cancel)
 
 
 def parse_value(text: str) -> Any:
@@ -218,16 +303,32 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def state_line(progress: Any) -> str:
+    """A task's state on one line: ``task ID: cancelled (TaskCancelled: ...)``, or
+    ``task ID:  40% running, cancel requested`` for one that has not ended."""
+    line = f"task {progress.task_id}: {progress.state}"
+    if not progress.done:
+        # Progress says nothing once a task has ended: it is 1.0 whatever the outcome.
+        line = f"task {progress.task_id}: {int(progress.progress * 100):3d}% {progress.state}"
+        if progress.cancel_requested:
+            line += ", cancel requested"
+    if progress.error:
+        line += f" ({one_line(progress.error)})"
+    return line
+
+
 class _Session:
     """What a client command knows so far, for its error messages."""
 
+    client: Any = None
     task_id: str | None = None
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, request_timeout: float | None = None) -> Any:
     from ladon_tasks.client import TaskClient
 
-    request_timeout = 30.0 if args.timeout is None else min(30.0, max(args.timeout, 1.0))
+    if request_timeout is None:
+        request_timeout = 30.0 if args.timeout is None else min(30.0, max(args.timeout, 1.0))
     return TaskClient(args.url, args.protocol, timeout=request_timeout)
 
 
@@ -246,15 +347,60 @@ def _call(args: argparse.Namespace, session: _Session) -> int:
     except ValueError as error:
         _say(f"ladon-tasks call: {error}")
         return 2
-    client = _client(args)
-    session.task_id = client.start(args.method, *positional, **keywords)
+    session.client = _client(args)
+    session.task_id = session.client.start(args.method, *positional, **keywords)
     _say(f"started task {session.task_id}")
-    return _follow(client, args, session.task_id)
+    return _follow(session.client, args, session.task_id)
 
 
 def _watch(args: argparse.Namespace, session: _Session) -> int:
+    session.client = _client(args)
     session.task_id = args.task_id
-    return _follow(_client(args), args, args.task_id)
+    return _follow(session.client, args, args.task_id)
+
+
+def _cancel(args: argparse.Namespace, session: _Session) -> int:
+    from ladon_tasks.client import JoinTimeout
+
+    client = _client(args, request_timeout=30.0)
+    progress = client.cancel(args.method, args.task_id)
+    if not progress.done and args.timeout > 0:
+        try:
+            progress = client.wait(args.method, args.task_id, timeout=args.timeout,
+                                   poll_interval=0.05, max_interval=0.5)
+        except JoinTimeout as error:
+            progress = error.progress
+    print(state_line(progress), flush=True)
+    if not progress.done:
+        _say(f"ladon-tasks cancel: task {args.task_id} is still stopping; it ends cancelled at "
+             "its next progress report, or by force after the server's cancel grace")
+        return EXIT_TIMEOUT
+    return 0
+
+
+def _interrupted(args: argparse.Namespace, session: _Session) -> str:
+    """What to say after Ctrl-C; cancels the task first with ``--cancel-on-interrupt``."""
+    if not session.task_id:
+        return "interrupted"
+    if not getattr(args, "cancel_on_interrupt", False):
+        return f"interrupted; task {session.task_id} keeps running on the server"
+    return _cancel_after_interrupt(session.client, args.method, session.task_id)
+
+
+def _cancel_after_interrupt(client: Any, method: str, task_id: str) -> str:
+    from ladon_tasks.client import ClientError
+
+    try:
+        progress = client.cancel(method, task_id)
+    except ClientError as error:
+        return f"interrupted; could not cancel task {task_id}: {one_line(error)}"
+    except KeyboardInterrupt:
+        return f"interrupted again; task {task_id} may keep running on the server"
+    if progress.cancelled:
+        return f"interrupted; task {task_id} cancelled"
+    if progress.done:
+        return f"interrupted; task {task_id} had already ended {progress.state}"
+    return f"interrupted; cancelling task {task_id}: it stops at its next progress report"
 
 
 def _run_client(args: argparse.Namespace, action: Callable[[argparse.Namespace, _Session], int]) -> int:
@@ -271,10 +417,7 @@ def _run_client(args: argparse.Namespace, action: Callable[[argparse.Namespace, 
     try:
         return action(args, session)
     except KeyboardInterrupt:
-        if session.task_id:
-            _say(f"interrupted; task {session.task_id} keeps running on the server")
-        else:
-            _say("interrupted")
+        _say(_interrupted(args, session))
         return EXIT_INTERRUPTED
     except JoinTimeout as error:
         _say(f"ladon-tasks: {one_line(error)}; it keeps running on the server")
@@ -290,6 +433,10 @@ def run_call(args: argparse.Namespace) -> int:
 
 def run_watch(args: argparse.Namespace) -> int:
     return _run_client(args, _watch)
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    return _run_client(args, _cancel)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,7 +71,9 @@ def run_task(
         state, error = TaskState.SUCCEEDED, ""
     except TaskInterrupt as stop:
         state, error = describe_stop(stop, policy)
-        log.warning("task %s stopped: %s", task_id, error)
+        # A cancel is a caller's wish, a limit the task's fault.
+        level = logging.INFO if state is TaskState.CANCELLED else logging.WARNING
+        log.log(level, "task %s stopped: %s", task_id, error)
     except Exception as exc:  # a task's own error: recorded, never raised further
         log.error("task %s failed", task_id, exc_info=True)
         state, error = TaskState.FAILED, describe_exception(exc)

@@ -1,24 +1,37 @@
-"""``ladon-tasks call`` and ``watch`` as subprocesses against a live server."""
+"""``ladon-tasks call`` and ``watch`` as subprocesses against a live server, and the
+first-run frictions of ``ladon-tasks serve``."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
+import urllib.request
 import uuid
+from pathlib import Path
 from typing import Callable, Iterator
 
 import calc_service
 import pytest
-from conftest import free_port, make_app
+from conftest import SERVICES_DIR, ServeProcess, free_port, make_app
 from helpers import wait_until
 
-from ladon_tasks.cli import LineProgress, build_parser, one_line, parse_call_arguments, progress_display
+from ladon_tasks.cli import (
+    LineProgress,
+    build_parser,
+    one_line,
+    parse_call_arguments,
+    progress_display,
+    serve_config,
+)
 from ladon_tasks.client import TaskClient, TaskProgress
 
 CLI = [sys.executable, "-m", "ladon_tasks.cli"]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -153,6 +166,8 @@ def test_task_ids_starting_with_a_dash() -> None:
     assert args.task_id == task_id and args.protocol == "soap"
     args = build_parser().parse_args(["call", "http://h/S", "echoString", task_id, "--no-progress"])
     assert args.args == [task_id] and args.no_progress
+    args = build_parser().parse_args(["cancel", "http://h/S", "steps", task_id, "--timeout", "0"])
+    assert args.task_id == task_id and args.timeout == 0.0
 
 
 def test_usage_errors_exit_2(calc_url: str) -> None:
@@ -176,3 +191,129 @@ def test_progress_lines_without_a_terminal(capsys: pytest.CaptureFixture) -> Non
 def test_progress_lines_without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "rich.console", None)
     assert type(progress_display(True, "label")) is LineProgress
+
+
+# -- ladon-tasks serve: first-run frictions ------------------------------------------------
+
+
+class FreePortServe:
+    """``ladon-tasks serve MODULE --path DIR --port 0``: the port is the one it announces."""
+
+    ANNOUNCED = re.compile(r"serving \S+ on http://127\.0\.0\.1:(\d+)/ in thread mode")
+
+    def __init__(self, module: str, path: str, log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(ServeProcess.LADON_TASKS), "serve", module, "--path", path, "--port", "0"],
+                stdout=log, stderr=subprocess.STDOUT)
+        match = wait_until(self._announced, timeout=60, interval=0.05, message="the serving line")
+        self.url = f"http://127.0.0.1:{match.group(1)}"
+
+    def _announced(self) -> re.Match | None:
+        assert self.process.poll() is None, f"the server exited:\n{self.log()}"
+        return self.ANNOUNCED.search(self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return response.read().decode("utf-8")
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            pytest.fail(f"the server did not stop on SIGTERM:\n{self.log()}")
+
+
+def test_serve_unknown_module_is_one_line() -> None:
+    for extra in ([], ["--path", SERVICES_DIR]):
+        process = subprocess.run(
+            [str(ServeProcess.LADON_TASKS), "serve", "no_such_module", "--port", str(free_port()), *extra],
+            capture_output=True, text=True, timeout=120)
+        assert process.returncode == 2, process
+        assert "Traceback" not in process.stderr
+        assert process.stderr.strip().splitlines() == [process.stderr.strip()]
+        assert "no module named 'no_such_module'" in process.stderr and "--path" in process.stderr
+
+
+def test_serve_port_0_announces_the_bound_port(tmp_path: Path) -> None:
+    server = FreePortServe("calc_service", SERVICES_DIR, tmp_path / "serve.log")
+    try:
+        assert int(server.url.rsplit(":", 1)[1]) > 0
+        assert '"CalcService"' in server.get("/CalcService/jsonwsp/description")
+        client = TaskClient(server.url + "/CalcService")
+        assert client.join("echoInt", client.start("echoInt", 5)) == 5
+    finally:
+        status = server.stop()
+    assert status == 0, server.log()
+    assert "Traceback" not in server.log()
+
+
+def test_serve_lifecycle_flags_reach_the_config() -> None:
+    args = build_parser().parse_args([
+        "serve", "calc_service", "--time-limit", "none", "--max-silence", "30", "--retries", "2",
+        "--retry-backoff", "0.5", "--cancel-grace", "2", "--tombstone-ttl", "60"])
+    config = serve_config(args)
+    assert (config.time_limit, config.max_silence, config.retries) == (None, 30.0, 2)
+    assert (config.retry_backoff, config.cancel_grace, config.tombstone_ttl) == (0.5, 2.0, 60.0)
+    defaults = serve_config(build_parser().parse_args(["serve", "calc_service"]))
+    assert (defaults.time_limit, defaults.max_silence, defaults.retries) == (None, None, 0)
+
+
+@pytest.mark.parametrize("flag, value, named", [
+    ("--retries", "-1", "retries"), ("--time-limit", "soon", "time_limit"),
+    ("--cancel-grace", "0", "cancel_grace"), ("--max-silence", "-5", "max_silence"),
+])
+def test_serve_bad_lifecycle_flag_is_one_line(flag: str, value: str, named: str) -> None:
+    process = subprocess.run(
+        [str(ServeProcess.LADON_TASKS), "serve", "calc_service", "--path", SERVICES_DIR,
+         "--port", str(free_port()), flag, value], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2, process
+    assert "Traceback" not in process.stderr
+    assert process.stderr.strip().startswith("ladon-tasks: ") and named in process.stderr
+
+
+def readme_sample() -> str:
+    """The quickstart service of README.md."""
+    text = (REPO / "README.md").read_text()
+    return re.search(r"```python\n(.*?)```", text, re.DOTALL).group(1)
+
+
+def quickstart_sample() -> str:
+    """The quickstart service of docs/quickstart.rst."""
+    text = (REPO / "docs" / "quickstart.rst").read_text()
+    block = re.search(r"``reports/report_service.py``::\n\n(.*?)\n(?=\S)", text, re.DOTALL)
+    return textwrap.dedent(block.group(1))
+
+
+def visible_text(html: str) -> str:
+    html = re.sub(r"<style.*?</style>", " ", html, flags=re.DOTALL)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+@pytest.mark.parametrize("sample", [readme_sample, quickstart_sample], ids=["README", "quickstart"])
+def test_quickstart_service_page_shows_its_docstrings(sample: Callable[[], str], tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "report_service.py").write_text(sample())
+    server = FreePortServe("report_service", str(reports), tmp_path / "serve.log")
+    try:
+        page = visible_text(server.get("/ReportService/"))
+    finally:
+        server.stop()
+    assert "Build a report of" in page and "the report's title" in page
+    assert "None" not in page.split("buildReport_progress")[0]
+
+
+def test_readme_says_to_activate_the_venv() -> None:
+    text = (REPO / "README.md").read_text()
+    quickstart = text[text.index("## Quickstart"):text.index("## Modes")]
+    first_command = quickstart.index("$ ladon-tasks")
+    assert ". .venv/bin/activate" in quickstart[:first_command]

@@ -15,6 +15,7 @@ from conftest import free_port, make_app
 from helpers import wait_until
 
 import ladon_tasks
+import ladon_tasks.exceptions
 from ladon_tasks.client import (
     FAULT_TYPES,
     ClientError,
@@ -23,7 +24,10 @@ from ladon_tasks.client import (
     ResultNotReadyFault,
     ServiceFault,
     StoreUnavailableFault,
+    TaskCancelledFault,
     TaskClient,
+    TaskDismissedFault,
+    TaskExpiredFault,
     TaskFailedFault,
     TaskLostFault,
     TaskNotFoundFault,
@@ -228,11 +232,31 @@ def test_fault_table_matches_server_errors() -> None:
     for name, fault_type in FAULT_TYPES.items():
         fault = make_fault("message", "server", name, "t" * 22)
         assert isinstance(fault, fault_type)
-        assert isinstance(fault, getattr(ladon_tasks, name))
+        assert isinstance(fault, getattr(ladon_tasks.exceptions, name))
     lost = make_fault(f"task {'t' * 22} failed: TaskLost: worker died", "server", "TaskLost", "t" * 22)
     assert isinstance(lost, TaskLostFault) and isinstance(lost, ladon_tasks.TaskLost)
     assert lost.error == "TaskLost: worker died"
+    cancelled = make_fault(f"task {'t' * 22} was cancelled: TaskCancelled: by a caller", "client",
+                           "TaskCancelled", "t" * 22)
+    assert isinstance(cancelled, TaskCancelledFault) and cancelled.error == "TaskCancelled: by a caller"
+    for name, gone_type in (("TaskExpired", TaskExpiredFault), ("TaskDismissed", TaskDismissedFault)):
+        gone = make_fault("gone", "client", name, "t" * 22)
+        assert isinstance(gone, gone_type) and isinstance(gone, ladon_tasks.TaskNotFound)
+        assert isinstance(gone, TaskNotFoundFault)
     assert type(make_fault("other", "server", "details are in the server log")) is ServiceFault
+
+
+def test_progress_from_an_older_server() -> None:
+    """A server without the lifecycle fields: they keep their defaults."""
+    old = {"task_id": "t" * 22, "state": "running", "done": False, "progress": 0.5, "duration": 1.0,
+           "starttime": 2.0, "createtime": 1.0, "endtime": 0.0, "error": ""}
+    progress = TaskProgress.from_answer(old)
+    assert (progress.attempt, progress.cancel_requested, progress.silent_for, progress.health) == (
+        1, False, 0.0, "")
+    new = TaskProgress.from_answer({**old, "attempt": 2, "cancel_requested": True,
+                                    "silent_for": Decimal("1.5"), "health": "silent"})
+    assert (new.attempt, new.cancel_requested, new.silent_for, new.health) == (2, True, 1.5, "silent")
+    assert not new.cancelled and TaskProgress.from_answer({**old, "state": "cancelled"}).cancelled
 
 
 def test_plain_value() -> None:
@@ -255,3 +279,170 @@ def test_soap_without_zeep_says_what_to_install() -> None:
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "needs zeep" in output.stdout and "ladon_tasks[client]" in output.stdout
+
+
+# -- cancel and dismiss -------------------------------------------------------------------
+
+
+@pytest.fixture
+def lifecycle_app_url(live_server: Callable) -> Callable[..., str]:
+    """``lifecycle_app_url(**options)``: the URL of LifecycleClientService on a live server."""
+
+    def serve(**options: Any) -> str:
+        return live_server(make_app(["lifecycle_client_service"], **options)).url + "/LifecycleClientService"
+
+    return serve
+
+
+@pytest.fixture
+def stubborn_gate() -> Iterator[str]:
+    """A gate name for lifecycle_client_service.stubborn, opened after the test."""
+    import lifecycle_client_service
+
+    name = uuid.uuid4().hex
+    yield name
+    lifecycle_client_service.gate(name).set()
+
+
+def running(client: TaskClient, method: str, task_id: str) -> Callable[[], bool]:
+    return lambda: client.progress(method, task_id).state == ladon_tasks.TaskState.RUNNING
+
+
+def progress_when(client: TaskClient, method: str, task_id: str,
+                  condition: Callable[[TaskProgress], bool], message: str) -> TaskProgress:
+    """The first progress of the task that meets ``condition``, polled for up to 30 s."""
+
+    def check() -> TaskProgress | None:
+        progress = client.progress(method, task_id)
+        return progress if condition(progress) else None
+
+    return wait_until(check, timeout=30, message=message)
+
+
+def test_cancel_a_queued_task_it_never_runs(lifecycle_app_url: Callable[..., str],
+                                            protocol_name: str) -> None:
+    client = TaskClient(lifecycle_app_url(threads=1), protocol=protocol_name)
+    first = client.start("spin", 60.0)
+    wait_until(running(client, "spin", first), message="the first task to run")
+    second = client.start("spin", 60.0)
+    progress = client.cancel("spin", second)
+    assert progress.state == ladon_tasks.TaskState.CANCELLED and progress.done and progress.cancelled
+    assert progress.duration == 0.0 and progress.error.startswith("TaskCancelled:")
+    client.cancel("spin", first)
+    assert client.wait("spin", first, timeout=30).cancelled
+    after = client.progress("spin", second)
+    assert after.cancelled and after.duration == 0.0 and after.endtime == progress.endtime
+
+
+def test_cancel_a_running_task(lifecycle_app_url: Callable[..., str], protocol_name: str) -> None:
+    client = TaskClient(lifecycle_app_url(), protocol=protocol_name)
+    task_id = client.start("spin", 60.0)
+    wait_until(lambda: client.progress("spin", task_id).progress > 0, message="progress")
+    answer = client.cancel("spin", task_id)
+    assert answer.task_id == task_id
+    assert answer.cancelled or (answer.state == ladon_tasks.TaskState.RUNNING and answer.cancel_requested)
+    final = client.wait("spin", task_id, timeout=30, poll_interval=0.02)
+    assert final.cancelled and final.done and final.error.startswith("TaskCancelled:")
+    with pytest.raises(ladon_tasks.exceptions.TaskCancelled) as caught:
+        client.join("spin", task_id)
+    error = caught.value
+    assert isinstance(error, TaskCancelledFault) and isinstance(error, ServiceFault)
+    assert error.detail == "TaskCancelled" and error.task_id == task_id
+    assert error.error.startswith("TaskCancelled:")
+    with pytest.raises(TaskCancelledFault):
+        client.result("spin", task_id)
+
+
+def test_cancel_an_ended_task_changes_nothing(client: TaskClient) -> None:
+    task_id = client.start("echoInt", 41)
+    assert client.join("echoInt", task_id) == 41
+    answer = client.cancel("echoInt", task_id)
+    assert answer.succeeded and answer.done and not answer.cancel_requested
+    assert client.cancel("echoInt", task_id).succeeded
+    assert client.result("echoInt", task_id) == 41
+
+
+def test_cancel_and_dismiss_unknown_ids(client: TaskClient) -> None:
+    for call in (client.cancel, client.dismiss):
+        with pytest.raises(TaskNotFoundFault) as caught:
+            call("echoInt", UNKNOWN_ID)
+        assert type(caught.value) is TaskNotFoundFault
+        with pytest.raises(InvalidTaskIdFault):
+            call("echoInt", "not-an-id")
+
+
+def test_dismiss_an_ended_task(client: TaskClient) -> None:
+    task_id = client.start("echoInt", 7)
+    assert client.join("echoInt", task_id) == 7
+    answer = client.dismiss("echoInt", task_id)
+    assert answer.succeeded and answer.task_id == task_id
+    for call in (client.progress, client.result, client.cancel, client.dismiss):
+        with pytest.raises(TaskDismissedFault) as caught:
+            call("echoInt", task_id)
+        assert isinstance(caught.value, ladon_tasks.TaskNotFound)
+        assert caught.value.detail == "TaskDismissed"
+
+
+def test_dismiss_a_running_task(lifecycle_app_url: Callable[..., str], protocol_name: str) -> None:
+    client = TaskClient(lifecycle_app_url(), protocol=protocol_name)
+    task_id = client.start("spin", 60.0)
+    wait_until(running(client, "spin", task_id), message="the task to run")
+    answer = client.dismiss("spin", task_id)
+    assert answer.task_id == task_id and answer.state == ladon_tasks.TaskState.RUNNING
+    with pytest.raises(TaskDismissedFault):
+        client.progress("spin", task_id)
+    with pytest.raises(ladon_tasks.TaskNotFound):
+        client.join("spin", task_id)
+
+
+def test_an_expired_task_answers_task_expired(lifecycle_app_url: Callable[..., str],
+                                              protocol_name: str) -> None:
+    client = TaskClient(lifecycle_app_url(result_ttl=0.5), protocol=protocol_name)
+    task_id = client.start("spin", 0.0)
+    client.wait("spin", task_id, timeout=30)
+
+    def expired() -> bool:
+        try:
+            client.progress("spin", task_id)
+        except TaskExpiredFault as error:
+            return isinstance(error, ladon_tasks.TaskNotFound)
+        return False
+
+    wait_until(expired, timeout=30, interval=0.1, message="TaskExpired")
+    with pytest.raises(TaskExpiredFault):
+        client.result("spin", task_id)
+
+
+def test_progress_fields_of_a_running_task(lifecycle_app_url: Callable[..., str], protocol_name: str,
+                                           stubborn_gate: str) -> None:
+    client = TaskClient(lifecycle_app_url(max_silence=60.0, cancel_grace=60.0), protocol=protocol_name)
+    task_id = client.start("stubborn", stubborn_gate, 60.0)
+    progress = progress_when(client, "stubborn", task_id, lambda p: p.progress > 0, "a progress report")
+    assert progress.state == ladon_tasks.TaskState.RUNNING
+    assert progress.attempt == 1 and not progress.cancel_requested
+    assert progress.health == "ok" and progress.silent_for >= 0.0
+    asked = client.cancel("stubborn", task_id)
+    assert asked.state == ladon_tasks.TaskState.RUNNING and asked.cancel_requested and not asked.done
+    import lifecycle_client_service
+
+    lifecycle_client_service.gate(stubborn_gate).set()
+    final = client.wait("stubborn", task_id, timeout=30, poll_interval=0.02)
+    assert final.cancelled and final.health == "" and final.silent_for == 0.0
+
+
+def test_a_silent_task_turns_silent(lifecycle_app_url: Callable[..., str], stubborn_gate: str) -> None:
+    client = TaskClient(lifecycle_app_url(max_silence=1.0, cancel_grace=60.0))
+    task_id = client.start("stubborn", stubborn_gate, 60.0)
+    silent = progress_when(client, "stubborn", task_id, lambda p: p.health == "silent", "silent")
+    assert silent.state == ladon_tasks.TaskState.RUNNING and silent.silent_for >= 0.5
+    later = progress_when(client, "stubborn", task_id, lambda p: p.health != "silent", "past silent")
+    assert later.health in ("stalled", "")
+
+
+def test_attempts_are_counted(lifecycle_app_url: Callable[..., str], protocol_name: str) -> None:
+    client = TaskClient(lifecycle_app_url(retries=2, retry_backoff=0.0), protocol=protocol_name)
+    task_id = client.start("flaky", "no luck")
+    with pytest.raises(TaskFailedFault) as caught:
+        client.join("flaky", task_id, poll_interval=0.02)
+    assert caught.value.error.endswith("(after 3 attempts)")
+    assert client.progress("flaky", task_id).attempt == 3

@@ -5,6 +5,7 @@
     client = TaskClient("http://localhost:8080/InstanceService")
     task_id = client.start("cloneInstance", "vm-1", new_instance_name="copy")
     info = client.join("cloneInstance", task_id, progress_callback=print)
+    client.cancel("cloneInstance", task_id)    # stop it; .dismiss() also forgets it
 
 ``protocol="jsonwsp"`` (the default) needs nothing beyond the standard library; results
 are the JSON values the service sends (a LadonType arrives as a dict, a list as a list).
@@ -15,7 +16,8 @@ becomes ``task-id``). :func:`plain_value` turns either into plain JSON-ready val
 Errors: every error is a :class:`ClientError`. A fault the service answers is a
 :class:`ServiceFault`; the faults ladon_tasks sends are subclasses that are *also* the
 matching :mod:`ladon_tasks.exceptions` class, so ``except ladon_tasks.TaskFailed`` catches
-a failed task on the client as on the server.
+a failed task on the client as on the server (and ``except ladon_tasks.TaskNotFound``
+also catches :class:`TaskExpiredFault` and :class:`TaskDismissedFault`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from ladon_tasks.client.errors import (
     ServiceFault,
     ShuttingDownFault,
     StoreUnavailableFault,
+    TaskCancelledFault,
+    TaskDismissedFault,
+    TaskExpiredFault,
     TaskFailedFault,
     TaskLostFault,
     TaskNotFoundFault,
@@ -48,7 +53,10 @@ __all__ = [
     "ServiceFault",
     "ShuttingDownFault",
     "StoreUnavailableFault",
+    "TaskCancelledFault",
     "TaskClient",
+    "TaskDismissedFault",
+    "TaskExpiredFault",
     "TaskFailedFault",
     "TaskLostFault",
     "TaskNotFoundFault",

@@ -11,9 +11,16 @@ from ladon_tasks.task import TaskState
 
 @dataclass(frozen=True)
 class TaskProgress:
-    """What ``<method>_progress`` answered. Times are seconds since the epoch, 0.0 = not yet;
-    ``state`` is a :class:`~ladon_tasks.TaskState` value (``state == TaskState.FAILED``
-    works); ``error`` is ``""`` unless the task failed or was lost."""
+    """What ``<method>_progress`` (and ``_cancel``, ``_dismiss``) answered.
+
+    Times are seconds since the epoch, 0.0 = not yet; ``state`` is a
+    :class:`~ladon_tasks.TaskState` value (``state == TaskState.FAILED`` works); ``error``
+    is ``""`` unless the task failed, was lost or cancelled, or waits for a retry.
+    ``attempt`` counts runs from 1; ``cancel_requested`` says a cancel was asked for;
+    ``silent_for`` is the seconds since a running task last reported progress and
+    ``health`` is ``"ok"``, ``"silent"`` or ``"stalled"`` while it runs, else ``""``.
+    A server older than these four fields answers without them: they keep their defaults.
+    """
 
     task_id: str
     state: str
@@ -24,6 +31,10 @@ class TaskProgress:
     createtime: float
     endtime: float
     error: str
+    attempt: int = 1
+    cancel_requested: bool = False
+    silent_for: float = 0.0
+    health: str = ""
 
     @classmethod
     def from_answer(cls, answer: Any) -> TaskProgress:
@@ -38,11 +49,21 @@ class TaskProgress:
             createtime=float(answer_field(answer, "createtime") or 0.0),
             endtime=float(answer_field(answer, "endtime") or 0.0),
             error=str(answer_field(answer, "error") or ""),
+            attempt=int(answer_field(answer, "attempt") or 1),
+            cancel_requested=bool(answer_field(answer, "cancel_requested")),
+            silent_for=float(answer_field(answer, "silent_for") or 0.0),
+            health=str(answer_field(answer, "health") or ""),
         )
 
     @property
     def succeeded(self) -> bool:
+        """True once the task has succeeded: its result can be fetched."""
         return self.state == TaskState.SUCCEEDED
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the task has ended cancelled."""
+        return self.state == TaskState.CANCELLED
 
 
 def answer_field(answer: Any, name: str) -> Any:

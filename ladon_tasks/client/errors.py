@@ -10,6 +10,9 @@ from ladon_tasks.exceptions import (
     ResultNotReady,
     ShuttingDown,
     StoreUnavailable,
+    TaskCancelled,
+    TaskDismissed,
+    TaskExpired,
     TaskFailed,
     TaskLost,
     TaskNotFound,
@@ -48,7 +51,15 @@ class InvalidTaskIdFault(ServiceFault, InvalidTaskId):
 
 
 class TaskNotFoundFault(ServiceFault, TaskNotFound):
-    """The service knows no task with this id (never started there, or expired)."""
+    """The service knows no task with this id (never started there, or long gone)."""
+
+
+class TaskExpiredFault(TaskNotFoundFault, TaskExpired):
+    """The task ended and its record expired (``result_ttl`` passed)."""
+
+
+class TaskDismissedFault(TaskNotFoundFault, TaskDismissed):
+    """The task was dismissed: its record and result were dropped on request."""
 
 
 class ResultNotReadyFault(ServiceFault, ResultNotReady):
@@ -63,17 +74,29 @@ class ShuttingDownFault(ServiceFault, ShuttingDown):
     """The service is stopping and accepts no new task."""
 
 
+def _task_error(message: str, prefix: str) -> str:
+    """The task's own error in a fault message ``"<prefix><error>"``."""
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
 class TaskFailedFault(ServiceFault, TaskFailed):
     """The task raised; ``error`` is the task's ``"ExceptionType: message"``."""
 
     def __init__(self, message: str, code: str = "", detail: str = "", task_id: str = "") -> None:
         super().__init__(message, code, detail, task_id)
-        prefix = f"task {task_id} failed: "
-        self.error = message[len(prefix):] if task_id and message.startswith(prefix) else message
+        self.error = _task_error(message, f"task {task_id} failed: ") if task_id else message
 
 
 class TaskLostFault(TaskFailedFault, TaskLost):
     """The task's worker went away before the task ended."""
+
+
+class TaskCancelledFault(ServiceFault, TaskCancelled):
+    """The task was cancelled, so it has no result; ``error`` says when and how."""
+
+    def __init__(self, message: str, code: str = "", detail: str = "", task_id: str = "") -> None:
+        super().__init__(message, code, detail, task_id)
+        self.error = _task_error(message, f"task {task_id} was cancelled: ") if task_id else message
 
 
 class JoinTimeout(ClientError, TimeoutError):
@@ -100,6 +123,9 @@ FAULT_TYPES: dict[str, type[ServiceFault]] = {
     "ShuttingDown": ShuttingDownFault,
     "TaskFailed": TaskFailedFault,
     "TaskLost": TaskLostFault,
+    "TaskCancelled": TaskCancelledFault,
+    "TaskExpired": TaskExpiredFault,
+    "TaskDismissed": TaskDismissedFault,
 }
 
 

@@ -43,16 +43,63 @@ class TaskClient:
 
     def progress(self, method: str, task_id: str) -> TaskProgress:
         """Where task ``task_id`` of ``method`` is (``<method>_progress``)."""
-        answer = self._backend.call(f"{method}_progress", {"task_id": task_id}, task_id)
-        return TaskProgress.from_answer(answer)
+        return self._progress_call(f"{method}_progress", task_id)
+
+    def cancel(self, method: str, task_id: str) -> TaskProgress:
+        """Cancel task ``task_id`` of ``method`` (``<method>_cancel``); return where it is.
+
+        A queued task answers ``cancelled`` at once. A running one answers ``running``
+        with ``cancel_requested`` and ends ``cancelled`` soon after (:meth:`wait` for it).
+        An ended task is left as it is and answers its state.
+        """
+        return self._progress_call(f"{method}_cancel", task_id)
+
+    def dismiss(self, method: str, task_id: str) -> TaskProgress:
+        """Forget task ``task_id`` of ``method`` (``<method>_dismiss``), cancelling it first
+        if it has not ended; return its progress as it was when dismissed. From then on
+        the service answers :class:`TaskDismissedFault` for this id."""
+        return self._progress_call(f"{method}_dismiss", task_id)
 
     def result(self, method: str, task_id: str) -> Any:
         """The result of a task that succeeded (``<method>_result``).
 
-        Raises :class:`ResultNotReadyFault` while it runs, :class:`TaskFailedFault` or
-        :class:`TaskLostFault` if it did not succeed.
+        Raises :class:`ResultNotReadyFault` while it runs, :class:`TaskFailedFault`,
+        :class:`TaskLostFault` or :class:`TaskCancelledFault` if it did not succeed.
         """
         return self._backend.call(f"{method}_result", {"task_id": task_id}, task_id)
+
+    def wait(
+        self,
+        method: str,
+        task_id: str,
+        progress_callback: Callable[[TaskProgress], Any] | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.1,
+        max_interval: float = 2.0,
+        backoff: float = 1.5,
+    ) -> TaskProgress:
+        """Wait for the task to end, whatever the outcome, and return its last progress.
+
+        Polls ``<method>_progress`` first every ``poll_interval`` seconds, then
+        ``backoff`` times longer after each poll, up to ``max_interval``; calls
+        ``progress_callback(progress)`` after each poll, the last one included.
+        Raises :class:`JoinTimeout` after ``timeout`` seconds (None: wait for ever).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = poll_interval
+        while True:
+            progress = self.progress(method, task_id)
+            if progress_callback is not None:
+                progress_callback(progress)
+            if progress.done:
+                return progress
+            pause = interval
+            if deadline is not None:
+                pause = min(pause, deadline - time.monotonic())
+                if pause <= 0:
+                    raise JoinTimeout(task_id, timeout or 0.0, progress)
+            time.sleep(pause)
+            interval = min(interval * backoff, max_interval)
 
     def join(
         self,
@@ -64,28 +111,14 @@ class TaskClient:
         max_interval: float = 2.0,
         backoff: float = 1.5,
     ) -> Any:
-        """Wait for the task to end and return its result, or raise its error.
+        """Wait for the task to end (as :meth:`wait` does) and return its result, or raise
+        its error: :class:`TaskFailedFault`, :class:`TaskLostFault` or
+        :class:`TaskCancelledFault` if it did not succeed, :class:`JoinTimeout` after
+        ``timeout`` seconds."""
+        self.wait(method, task_id, progress_callback, timeout, poll_interval, max_interval, backoff)
+        # A task that did not succeed answers its result with the fault we raise.
+        return self.result(method, task_id)
 
-        Polls ``<method>_progress`` first every ``poll_interval`` seconds, then
-        ``backoff`` times longer after each poll, up to ``max_interval``; calls
-        ``progress_callback(progress)`` after each poll, the last one included.
-        Raises :class:`JoinTimeout` after ``timeout`` seconds (None: wait for ever),
-        :class:`TaskFailedFault` / :class:`TaskLostFault` if the task did not succeed.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = poll_interval
-        while True:
-            progress = self.progress(method, task_id)
-            if progress_callback is not None:
-                progress_callback(progress)
-            if progress.done:
-                # A failed or lost task answers its result with the fault we raise.
-                return self.result(method, task_id)
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise JoinTimeout(task_id, timeout or 0.0, progress)
-                time.sleep(min(interval, remaining))
-            else:
-                time.sleep(interval)
-            interval = min(interval * backoff, max_interval)
+    def _progress_call(self, operation: str, task_id: str) -> TaskProgress:
+        answer = self._backend.call(operation, {"task_id": task_id}, task_id)
+        return TaskProgress.from_answer(answer)
