@@ -1,122 +1,15 @@
-"""The ``ladon-tasks`` command: ``serve`` runs services on werkzeug's development server;
-``call`` starts a task and follows it to its result, ``watch`` follows a running one and
-``cancel`` stops one."""
+"""``ladon-tasks call``, ``watch`` and ``cancel``: start, follow and stop tasks of a service."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 import signal
 import sys
 from typing import Any, Callable, Sequence
 
-from ladon_tasks.config import MODES, TaskConfig
-from ladon_tasks.exceptions import ConfigurationError
-
-#: ``serve`` flags of the task lifecycle options: (flag, TaskConfig field, help).
-_LIFECYCLE_FLAGS = (
-    ("--time-limit", "time_limit", "seconds a task may run before it is ended failed "
-                                   "(TimeLimitExceeded); 'none' (default): no limit"),
-    ("--max-silence", "max_silence", "seconds a running task may go without reporting progress "
-                                     "before it is ended failed (TaskStalled); 'none' (default): no limit"),
-    ("--retries", "retries", "times a task that raised or was lost is run again (default 0)"),
-    ("--retry-backoff", "retry_backoff", "seconds before the first retry, doubled for each next "
-                                         "one (default 1)"),
-    ("--cancel-grace", "cancel_grace", "seconds a task asked to stop has before it is ended by "
-                                       "force (default 5)"),
-    ("--tombstone-ttl", "tombstone_ttl", "seconds a dismissed or expired task id still answers "
-                                         "TaskDismissed or TaskExpired (default 86400)"),
-)
-
-
-def add_serve_parser(commands: Any) -> None:
-    serve = commands.add_parser(
-        "serve", help="serve Ladon service modules with task methods (development server)",
-        description="Serve Ladon service modules with task methods on werkzeug's development "
-                    "server. Exit codes: 0 stopped (Ctrl-C or SIGTERM), 1 the port cannot be "
-                    "used, 2 bad usage, a bad option or a module that cannot be found.")
-    serve.add_argument("modules", nargs="+", metavar="MODULE", help="service module to import")
-    serve.add_argument("--path", action="append", default=[], metavar="DIR",
-                       help="directory to import the modules from (repeatable)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (announced)")
-    serve.add_argument("--mode", choices=MODES, default=None,
-                       help="thread (default) or process (worker processes, state in Redis)")
-    serve.add_argument("--redis-url", default=None, help="Redis URL, required by --mode process")
-    serve.add_argument("--threads", type=int, default=None, help="task threads (thread mode)")
-    serve.add_argument("--processes", type=int, default=None, help="worker processes (process mode)")
-    serve.add_argument("--result-ttl", type=float, default=None, help="seconds results are kept")
-    serve.add_argument("--key-prefix", default=None, help="prefix of Redis keys")
-    for flag, name, text in _LIFECYCLE_FLAGS:
-        # Text, so that TaskConfig reads "none" and names the fix for a bad value.
-        serve.add_argument(flag, dest=name, default=None, metavar="S" if name != "retries" else "N",
-                           help=text)
-    serve.add_argument("--debug", action="store_true", default=None,
-                       help="show tracebacks to clients (never in production)")
-    serve.add_argument("--log-level", default="INFO")
-    serve.set_defaults(run=run_serve)
-
-
-def serve_config(args: argparse.Namespace) -> TaskConfig:
-    """The TaskConfig of ``serve``: ``LADON_TASKS_*`` variables, then the flags given."""
-    lifecycle = {name: getattr(args, name) for _, name, _ in _LIFECYCLE_FLAGS}
-    return TaskConfig.from_env(
-        mode=args.mode, redis_url=args.redis_url, threads=args.threads, processes=args.processes,
-        result_ttl=args.result_ttl, key_prefix=args.key_prefix, debug=args.debug, **lifecycle)
-
-
-def missing_module(error: ModuleNotFoundError, modules: Sequence[str]) -> str | None:
-    """The served module ``error`` says cannot be found; None if a module it imports is missing."""
-    for module in modules:
-        if error.name and (module == error.name or module.startswith(error.name + ".")):
-            return module
-    return None
-
-
-def module_hint(module: str, paths: Sequence[str]) -> str:
-    """What to say of a served module that cannot be found, naming the fix."""
-    if not paths:
-        return f"no module named {module!r}: give the directory that holds it with --path DIR"
-    return f"no module named {module!r} in {', '.join(paths)} nor on sys.path: check the name and --path"
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
-    from ladon_tasks.ladon_glue.wsgi import TaskWSGIApplication
-
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = serve_config(args)
-    try:
-        app = TaskWSGIApplication(args.modules, args.path or None, config=config)
-    except ModuleNotFoundError as error:
-        module = missing_module(error, args.modules)
-        if module is None:
-            raise
-        print(f"ladon-tasks serve: {module_hint(module, args.path)}", file=sys.stderr)
-        return 2
-
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        server = make_server(args.host, args.port, app, threaded=True)
-        signal.signal(signal.SIGTERM, stop)
-        logging.getLogger("ladon_tasks").info(
-            "serving %s on http://%s:%d/ in %s mode", ", ".join(args.modules), args.host,
-            server.server_port, config.mode)
-        server.log_startup()
-        # Returns on KeyboardInterrupt (Ctrl-C, or SIGTERM through stop()), socket closed.
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app.close()
-    return 0
-
+from ladon_tasks.cli.display import one_line, progress_display, state_line
 
 #: Exit codes of ``call``, ``watch`` and ``cancel`` besides 0 (success) and 2 (bad usage).
 EXIT_ERROR = 1
@@ -147,7 +40,7 @@ _KEYWORD_ARGUMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 _TASK_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
-class _Parser(argparse.ArgumentParser):
+class TaskIdParser(argparse.ArgumentParser):
     """argparse, but a task id that starts with "-" is a value, not an unknown option."""
 
     def _parse_optional(self, arg_string: str) -> Any:
@@ -230,91 +123,8 @@ def parse_call_arguments(items: Sequence[str]) -> tuple[list, dict]:
     return positional, keywords
 
 
-class LineProgress:
-    """Progress as one line per change of percentage or state: for logs and pipes."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self._shown: tuple | None = None
-
-    def __enter__(self) -> LineProgress:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        return None
-
-    def __call__(self, progress: Any) -> None:
-        shown = (int(progress.progress * 100), progress.state)
-        if shown != self._shown:
-            self._shown = shown
-            print(f"task {progress.task_id}: {shown[0]:3d}% {progress.state}", file=self.stream, flush=True)
-
-
-class RichProgress:
-    """A live rich progress bar on a terminal."""
-
-    def __init__(self, console: Any, label: str) -> None:
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                            TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=console)
-        self.task = self.bar.add_task(label, total=1.0, state="")
-
-    def __enter__(self) -> RichProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.bar.stop()
-
-    def __call__(self, progress: Any) -> None:
-        self.bar.update(self.task, completed=progress.progress, state=progress.state)
-
-
-class NoProgress(LineProgress):
-    """``--no-progress``: show nothing."""
-
-    def __call__(self, progress: Any) -> None:
-        return None
-
-
-def progress_display(enabled: bool, label: str, stream: Any = None) -> LineProgress | RichProgress:
-    """A rich bar when rich is installed and ``stream`` is a terminal, else lines."""
-    stream = stream if stream is not None else sys.stderr
-    if not enabled:
-        return NoProgress(stream)
-    try:
-        from rich.console import Console
-    except ImportError:
-        return LineProgress(stream)
-    console = Console(file=stream)
-    if not console.is_terminal:
-        return LineProgress(stream)
-    return RichProgress(console, label)
-
-
-def one_line(error: BaseException) -> str:
-    """An error's message on one line, as the client commands report it."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 500 else text[:497] + "..."
-
-
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def state_line(progress: Any) -> str:
-    """A task's state on one line: ``task ID: cancelled (TaskCancelled: ...)``, or
-    ``task ID:  40% running, cancel requested`` for one that has not ended."""
-    line = f"task {progress.task_id}: {progress.state}"
-    if not progress.done:
-        # Progress says nothing once a task has ended: it is 1.0 whatever the outcome.
-        line = f"task {progress.task_id}: {int(progress.progress * 100):3d}% {progress.state}"
-        if progress.cancel_requested:
-            line += ", cancel requested"
-    if progress.error:
-        line += f" ({one_line(progress.error)})"
-    return line
 
 
 class _Session:
@@ -437,25 +247,3 @@ def run_watch(args: argparse.Namespace) -> int:
 
 def run_cancel(args: argparse.Namespace) -> int:
     return _run_client(args, _cancel)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ladon-tasks", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_serve_parser(commands)
-    add_client_parsers(commands)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except ConfigurationError as error:
-        print(f"ladon-tasks: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
