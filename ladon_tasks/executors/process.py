@@ -258,8 +258,14 @@ class ProcessExecutor(SlotPool):
             return []
         unfinished = self._close(grace_period)
         self._stop_workers()
-        if self._log_handler is not None:
-            self._log_handler.close()
+        handler, self._log_handler = self._log_handler, None
+        if handler is not None:
+            handler.close()
+            # Freed here, not by a garbage collection that may run inside the resource
+            # tracker's own bookkeeping (Python 3.13 warns of a possible semaphore leak).
+            handler.queue.close()
+            handler.queue.join_thread()
+            handler.queue = None
         return unfinished
 
     def _stop_workers(self) -> None:
