@@ -27,7 +27,7 @@ setup(
             "requests>=2.31",
             "ruff>=0.6",
         ],
-        "bench": ["rq>=1.16", "requests>=2.31", "psutil>=5.9"],
+        "bench": ["rq>=1.16", "requests>=2.31", "psutil>=5.9", "celery>=5.3", "gunicorn>=22"],
         "docs": ["sphinx>=7"],
     },
     entry_points={"console_scripts": ["ladon-tasks=ladon_tasks.cli:main"]},

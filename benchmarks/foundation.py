@@ -27,6 +27,7 @@ class Cell:
     rates: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     requests: int = 0
+    connections: int = 0
     server_cpu: float = 0.0
     client_cpu: float = 0.0
     elapsed: float = 0.0
@@ -37,6 +38,7 @@ class Cell:
         self.rates.append(result.rate)
         self.latencies.extend(result.latencies)
         self.requests += result.requests
+        self.connections += result.connections
         self.server_cpu += server_cpu
         self.client_cpu += result.client_cpu
         self.elapsed += result.elapsed
@@ -60,13 +62,13 @@ Key = tuple[str, int, str]  # (phase, concurrency, endpoint label)
 
 
 def measure(plain: Endpoint, tasks: list[Endpoint], counts: dict[int, int], rounds: int,
-            say: Callable[[str], None] = print) -> dict[Key, Cell]:
+            say: Callable[[str], None] = print, phases: tuple[str, ...] = PHASES) -> dict[Key, Cell]:
     """Run every phase; ``counts[c]`` requests per run at concurrency ``c``."""
     cells: dict[Key, Cell] = {}
     pools: dict[str, list[str]] = {ep.label: [] for ep in tasks}
     endpoints = [plain, *tasks]
     noop = plain.request("noop")
-    for phase in PHASES:
+    for phase in phases:
         for concurrency in counts:
             say(f"  {phase:<8} c={concurrency:<3} {rounds} round(s) x {len(endpoints)} servers "
                 f"x up to {counts[concurrency]} requests")

@@ -4,10 +4,12 @@ Each client sends one request, waits for the whole answer, then sends the next o
 so at most ``concurrency`` requests are in flight. A single event loop is cheaper
 per request than client threads fighting over the GIL, which keeps the generator
 well ahead of the Python servers it measures. Connections are kept open when the
-server allows it; werkzeug's development server answers ``Connection: close``, so
-there every request pays for a new TCP connection (and a new server thread), the
-same for every server measured. Latency is measured from the first byte of work on
-a request (the connect, when there is one) to the last byte of its answer.
+server allows it (HTTP/1.1 persistent connections, one per client: gunicorn does);
+werkzeug's development server answers ``Connection: close``, so there every request
+pays for a new TCP connection (and a new server thread), the same for every server
+measured. ``LoadResult.connections`` says how many connections a run opened. Latency
+is measured from the first byte of work on a request (the connect, when there is one)
+to the last byte of its answer.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class LoadResult:
     client_cpu: float
     bodies: list[bytes] = field(default_factory=list)
     first_error: bytes = b""
+    #: TCP connections opened: ``requests`` without keep-alive, ``concurrency`` with it.
+    connections: int = 0
 
     @property
     def rate(self) -> float:
@@ -114,6 +118,7 @@ def run_load(
     errors = 0
     first_error = b""
     active = 0
+    connections = 0
     clock = time.perf_counter
     address = (host, port)
 
@@ -128,6 +133,7 @@ def run_load(
         return True
 
     def send(client: _Client) -> None:
+        nonlocal connections
         client.buffer.clear()
         if client.sock is not None:
             client.reused = True
@@ -142,6 +148,7 @@ def run_load(
             sock.close()
             raise LoadError(f"cannot connect to {host}:{port}: {errno.errorcode.get(code, code)}")
         client.sock, client.reused = sock, False
+        connections += 1
         selector.register(sock, selectors.EVENT_WRITE, client)
 
     def drop(client: _Client) -> None:
@@ -208,4 +215,4 @@ def run_load(
     selector.close()
     return LoadResult(requests=len(latencies), errors=errors, elapsed=elapsed, latencies=latencies,
                       client_cpu=time.process_time() - cpu_started, bodies=bodies,
-                      first_error=first_error)
+                      first_error=first_error, connections=connections)

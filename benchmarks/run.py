@@ -1,6 +1,6 @@
 """ladon_tasks benchmarks: everything measured side by side in one run, printed as tables.
 
-    /tmp/v311/bin/python benchmarks/run.py [--quick] [--profile DIR] [--keep]
+    /tmp/benchvenv/bin/python benchmarks/run.py [--quick] [--only SECTION,...] [--profile DIR] [--keep]
 
 Run by hand, never in CI. Tables go to stdout, progress to stderr. See README.md.
 """
@@ -28,17 +28,30 @@ for _path in (str(HERE), str(HERE / "services")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import celery_compare  # noqa: E402
 import foundation  # noqa: E402
+import keepalive  # noqa: E402
+import lifecycle  # noqa: E402
 import report  # noqa: E402
 import rq_compare  # noqa: E402
 import workloads  # noqa: E402
 from calls import Endpoint  # noqa: E402
-from procs import RedisProcess, ServerProcess, port_is_free  # noqa: E402
+from procs import GunicornProcess, RedisProcess, ServerProcess, port_is_free  # noqa: E402
 
 OURS_T, BASE_T = "ladon_tasks thread", "Ladon 1.0.7 thread"
 OURS_P, BASE_P = "ladon_tasks process", "Ladon 1.0.7 redis"
 PLAIN = "plain (Ladon 1.0.7)"
 CHURN_TTL = 10.0
+#: The issue 7 rows' values before the lifecycle work, for the summary table.
+ISSUE7_BEFORE = {
+    "C2 update_progress calls/s (cancel check in)": "4.18M thread, 4.44M process (no check)",
+    "C3 process tiny tasks/s over HTTP vs Ladon 1.0.7 redis (B3)": "214 vs 44: 4.86x",
+    "C4 engine tiny tasks/s vs Celery prefork -c 2": "1,312 vs 525: 2.50x",
+    "C5 start / plain, gunicorn keep-alive, ladon_tasks thread, c=1": "0.40-0.78x; 0.72x",
+    "C5 start / plain, gunicorn keep-alive, ladon_tasks thread, c=32": "0.40-0.78x; 0.67x",
+    "C5 start / plain, gunicorn keep-alive, ladon_tasks process, c=1": "0.19-0.43x; 0.27x",
+    "C5 start / plain, gunicorn keep-alive, ladon_tasks process, c=32": "0.19-0.43x; 0.34x",
+}
 
 
 @dataclass(frozen=True)
@@ -60,16 +73,28 @@ class Plan:
     rq_progress_calls: int
     app_calls: int
     app_repeat: int
+    cancel_samples: int
+    celery_tasks: int
+    celery_rounds: int
+    keepalive_counts: dict[int, int]
+    keepalive_rounds: int
+    profile_requests: int
 
 
 FULL = Plan(counts={1: 400, 32: 1500}, rounds=5, redis_scale=0.1, loop_calls=1_000_000,
             redis_loop_calls=2_000, tiny_tasks=600, tiny_rounds=2, churn_first=1_000,
             churn_total=50_000, churn_batch=500, rq_tasks=2_000, rq_fork_tasks=300,
-            rq_progress_calls=5_000, app_calls=1_000, app_repeat=5)
+            rq_progress_calls=5_000, app_calls=1_000, app_repeat=5, cancel_samples=30,
+            celery_tasks=2_000, celery_rounds=3, keepalive_counts={1: 1000, 32: 3000},
+            keepalive_rounds=5, profile_requests=2_000)
 QUICK = Plan(counts={1: 100, 32: 300}, rounds=1, redis_scale=0.3, loop_calls=200_000,
              redis_loop_calls=300, tiny_tasks=100, tiny_rounds=1, churn_first=500,
              churn_total=2_000, churn_batch=500, rq_tasks=200, rq_fork_tasks=50,
-             rq_progress_calls=1_000, app_calls=300, app_repeat=1)
+             rq_progress_calls=1_000, app_calls=300, app_repeat=1, cancel_samples=5,
+             celery_tasks=300, celery_rounds=1, keepalive_counts={1: 300, 32: 600},
+             keepalive_rounds=1, profile_requests=300)
+#: The sections of a run, in order; ``--only`` picks some.
+SECTIONS = ("app", "http", "churn", "rq", "cancel", "celery", "keepalive")
 
 
 def say(message: str) -> None:
@@ -81,14 +106,20 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a small run, for a smoke test")
     parser.add_argument("--profile", metavar="DIR", help="cProfile every server's requests into DIR")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
+    parser.add_argument("--only", metavar="SECTION,...",
+                        help=f"run only these sections, of {', '.join(SECTIONS)} (default: all)")
     args = parser.parse_args()
+    only = [name.strip() for name in args.only.split(",")] if args.only else list(SECTIONS)
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}: choose from {', '.join(SECTIONS)}")
     signal.signal(signal.SIGTERM, _interrupted)  # clean up the servers on kill, too
     plan = QUICK if args.quick else FULL
     workdir = Path(tempfile.mkdtemp(prefix="ladon-tasks-bench-"))
     bench = Bench(plan, workdir, args.profile)
     say(f"work directory: {workdir}")
     try:
-        print(bench.run(quick=args.quick))
+        print(bench.run(quick=args.quick, only=only))
     finally:
         bench.close()
         if not args.keep:
@@ -111,6 +142,9 @@ class Bench:
         # Ladon 1.0.7 imports ``imp`` (gone in Python 3.12): the baseline needs 3.11 or older.
         self.baseline = importlib.util.find_spec("imp") is not None
         self.redis6379 = False
+        #: Measured values of the issue 7 rows, by row name, for the summary.
+        self.issue7: dict[str, str] = {}
+        self.tiny_process: dict[str, list[float]] = {}
 
     def close(self) -> None:
         self.stack.close()
@@ -121,6 +155,11 @@ class Bench:
         self.stack.callback(server.stop)
         return server
 
+    def gunicorn(self, name: str, settings: dict) -> GunicornProcess:
+        server = GunicornProcess(name, settings, self.workdir)
+        self.stack.callback(server.stop)
+        return server
+
     def redis(self, port: int | None = None) -> RedisProcess:
         server = RedisProcess(self.workdir, port)
         self.stack.callback(server.stop)
@@ -128,10 +167,34 @@ class Bench:
 
     # -- the run ----------------------------------------------------------------------
 
-    def run(self, quick: bool) -> str:
+    def run(self, quick: bool, only: list[str]) -> str:
         began = time.time()
         load_before = os.getloadavg()
         redis = self.redis()
+        if "http" in only:
+            self.baseline_redis()
+        if not self.baseline:
+            self.notes.append("Python has no 'imp' module: Ladon 1.0.7 cannot run unpatched, "
+                              "baseline rows are n/a. Run on Python 3.11.")
+        runners = {"app": lambda: self.app_cost_section(redis.url),
+                   "http": lambda: self.http_section(redis.url),
+                   "churn": self.churn_section,
+                   "rq": lambda: self.rq_section(redis.url),
+                   "cancel": lambda: self.cancel_section(redis.url),
+                   "celery": lambda: self.celery_section(redis.url),
+                   "keepalive": lambda: self.keepalive_section(redis)}
+        sections = [runners[name]() for name in SECTIONS if name in only]
+        if len(only) < len(SECTIONS):
+            self.notes.append(f"only these sections were run: {', '.join(only)}.")
+        load_after = os.getloadavg()
+        head = self.header(quick, began, load_before, load_after)
+        summary = report.table(
+            "Targets", ["target", "measured", "target", "met?"], self.targets) if self.targets else ""
+        notes = "Notes\n=====\n" + "\n".join(f"- {note}" for note in self.notes) + "\n"
+        return "\n".join([head, *sections, self.issue7_table(), summary, notes])
+
+    def baseline_redis(self) -> None:
+        """The redis-server on 6379 that Ladon 1.0.7's Redis mode needs, if the port is free."""
         if self.baseline and port_is_free(6379):
             self.redis(6379)
             self.redis6379 = True
@@ -140,17 +203,6 @@ class Bench:
         elif self.baseline:
             self.notes.append("port 6379 is taken: Ladon 1.0.7's Redis mode (hard-coded port) "
                               "was not measured.")
-        else:
-            self.notes.append("Python has no 'imp' module: Ladon 1.0.7 cannot run unpatched, "
-                              "baseline rows are n/a. Run on Python 3.11.")
-        sections = [self.app_cost_section(redis.url), self.http_section(redis.url), self.churn_section(),
-                    self.rq_section(redis.url)]
-        load_after = os.getloadavg()
-        head = self.header(quick, began, load_before, load_after)
-        summary = report.table(
-            "Targets", ["target", "measured", "target", "met?"], self.targets)
-        notes = "Notes\n=====\n" + "\n".join(f"- {note}" for note in self.notes) + "\n"
-        return "\n".join([head, *sections, summary, notes])
 
     def header(self, quick: bool, began: float, load_before: tuple, load_after: tuple) -> str:
         model = ""
@@ -159,7 +211,8 @@ class Bench:
                 if line.startswith("model name"):
                     model = line.split(":", 1)[1].strip()
                     break
-        versions = [f"{name} {_version(name)}" for name in ("ladon", "werkzeug", "redis", "rq")]
+        versions = [f"{name} {_version(name)}" for name in ("ladon", "werkzeug", "redis", "rq", "celery",
+                                                                   "gunicorn")]
         redis_version = subprocess.run(["redis-server", "--version"], capture_output=True,
                                        text=True).stdout.split(" v=")[-1].split()[0]
         return "\n".join([
@@ -327,6 +380,7 @@ class Bench:
             if target:
                 self.targets.append([f"A4/B2 update_progress calls/s, {label}", report.rate(value),
                                      f">={target:,}", report.met(value, target)])
+                self.issue7[f"C2 update_progress calls/s (cancel check in), {label}"] = report.rate(value)
         return report.table(
             "A4, B2. update_progress calls per second in a tight loop inside a task",
             ["server", "calls", "calls/s", "x 1.0.7", "target", "met?"], rows,
@@ -366,7 +420,7 @@ class Bench:
             rows.append(["thread", BASE_T, f"{base.tasks:,}", report.rate(base.rate), "-", "-", "-"])
         self.targets.append([f"A5 tiny tasks/s vs Ladon 1.0.7, thread ({total} tasks)",
                              report.ratio(thread_ratio), ">=2.00x", report.met(thread_ratio, 2.0)])
-        ours_p = workloads.median(self.tiny_process.get(OURS_P, []))
+        ours_p = workloads.median(self.tiny_process.get(OURS_P, []))  # from http_section
         base_p = workloads.median(self.tiny_process.get(BASE_P, []))
         process_ratio = ours_p / base_p if ours_p and base_p else None
         n = plan.tiny_tasks * plan.tiny_rounds
@@ -375,6 +429,9 @@ class Bench:
         rows.append(["process", BASE_P, f"{n:,}" if base_p else "n/a", report.rate(base_p), "-", "-", "-"])
         self.targets.append(["B3 tiny tasks/s vs Ladon 1.0.7 redis", report.ratio(process_ratio),
                              ">=10.00x", report.met(process_ratio, 10.0)])
+        if ours_p:
+            self.issue7["C3 process tiny tasks/s over HTTP vs Ladon 1.0.7 redis (B3)"] = (
+                f"{report.rate(ours_p)} vs {report.rate(base_p)}: {report.ratio(process_ratio)}")
         throughput = report.table(
             "A5, B3. Tiny-task throughput, end to end over HTTP",
             ["mode", "server", "tasks", "tasks/s", "x 1.0.7", "target", "met?"], rows,
@@ -437,6 +494,117 @@ class Bench:
              "work horse per job.",
              "progress: RQ job.meta + save_meta() is one Redis write per call; ladon_tasks "
              "update_progress keeps the value and writes it every 0.1 s."])
+
+    # -- C1: cancel latency ------------------------------------------------------------------
+
+    def cancel_section(self, redis_url: str) -> str:
+        plan = self.plan
+        say(f"C1: <m>_cancel to cancelled, cancel_grace={lifecycle.CANCEL_GRACE:g} s")
+        grace = ["--option", f"cancel_grace={lifecycle.CANCEL_GRACE:g}"]
+        process = ["ladon_tasks", "lifecycle_service", "--mode", "process", "--redis-url", redis_url,
+                   "--processes", "2", *grace]
+        thread = Endpoint(OURS_T, self.server("cancel-thread", "ladon_tasks", "lifecycle_service",
+                                              "--mode", "thread", *grace), "LifecycleService")
+        proc = Endpoint(OURS_P, self.server("cancel-process", *process), "LifecycleService")
+        other = Endpoint(OURS_P, self.server("cancel-process-2", *process), "LifecycleService")
+        via = f"{OURS_P}, via 2nd server"
+        rows = [("cooperative", OURS_T, thread, None), ("cooperative", OURS_P, proc, None),
+                ("cooperative", via, proc, other),
+                ("killed", OURS_T, thread, None), ("killed", OURS_P, proc, None)]
+        eps = [thread, proc, other]
+        cells = lifecycle.measure(rows, plan.cancel_samples, say)
+        for ep in eps:
+            ep.server.stop()
+        for cell in cells:
+            self.issue7[f"C1 cancel -> cancelled, {cell.kind}, {cell.label} (p50 / p99 ms)"] = (
+                f"{report.ms(cell.p(0.50))} / {report.ms(cell.p(0.99))}")
+            if cell.errors:
+                self.notes.append(f"C1 {cell.kind} {cell.label}: {cell.errors[0]}")
+        return lifecycle.table(cells, plan.cancel_samples)
+
+    # -- C4: Celery ------------------------------------------------------------------------------
+
+    def celery_section(self, redis_url: str) -> str:
+        plan = self.plan
+        missing = celery_compare.celery_available()
+        if missing:
+            self.notes.append(f"C4 skipped: {missing}.")
+            return ""
+        say("C4: the ladon_tasks engine and Celery prefork, 2 processes each")
+        ours, theirs = celery_compare.compare(redis_url, plan.celery_tasks, plan.celery_rounds,
+                                              self.workdir, say)
+        ratio = ours.rate / theirs.rate if theirs.rate else None
+        self.targets.append(["C4 engine tiny tasks/s vs Celery prefork -c 2", report.ratio(ratio),
+                             ">1.00x (ahead)", "yes" if ratio and ratio > 1.0 else "NO"])
+        self.issue7["C4 engine tiny tasks/s vs Celery prefork -c 2"] = (
+            f"{report.rate(ours.rate)} vs {report.rate(theirs.rate)}: {report.ratio(ratio)}")
+        rows = [[side.label, f"{side.tasks:,}", report.rate(side.rate), report.rate(side.submit_rate),
+                 ", ".join(report.rate(rate) for rate in side.rates),
+                 report.ratio(ratio) if side is ours else "-"] for side in (ours, theirs)]
+        return report.table(
+            "C4. Celery side by side (engine level, no HTTP, 2 worker processes each, one Redis)",
+            ["system", "tasks", "tasks/s", "submits/s", "batches tasks/s", "ours x"], rows,
+            [f"{plan.celery_rounds} batch(es) of {plan.celery_tasks:,} per system, interleaved; tasks/s "
+             "= tasks / (submit + wait), median over batches; submits/s: the submit phase alone.",
+             "ladon_tasks: TaskEngine(mode='process', processes=2), engine.start() per task, then "
+             "each task's state read until done (1 ms between reads of an unfinished task).",
+             "Celery: celery worker --pool prefork -c 2, broker and result backend on the same "
+             "private redis-server (db 1; ladon_tasks db 0), JSON serialiser, otherwise defaults; "
+             "task.delay() per task, then ResultSet.join_native().",
+             "The same trivial body (return 1) on both. The client runs in this process on both "
+             "sides (ladon_tasks' supervisor threads included)."])
+
+    # -- C5: gunicorn gthread, keep-alive ----------------------------------------------------------
+
+    def keepalive_section(self, redis: RedisProcess) -> str:
+        plan = self.plan
+        redis_url, redis_pid = redis.url, redis.process.pid
+        say("C5: start vs plain under gunicorn gthread (1 worker, 32 threads, keep-alive)")
+        labels = [keepalive.OURS_T, keepalive.OURS_P]
+        eps = {}
+        for label in [keepalive.PLAIN, *labels]:
+            settings, service = keepalive.settings(label, redis_url)
+            server = self.gunicorn(f"gunicorn-{keepalive.short(label)}", settings)
+            eps[label] = Endpoint(label, server, service)
+        cells = keepalive.measure(eps[keepalive.PLAIN], [eps[label] for label in labels],
+                                  plan.keepalive_counts, plan.keepalive_rounds, say)
+        top = max(plan.keepalive_counts)
+        splits = [keepalive.cpu_split(ep, "noop" if label == keepalive.PLAIN else "tiny",
+                                      plan.keepalive_counts[top], top, redis_pid)
+                  for label, ep in eps.items()]
+        for ep in eps.values():
+            ep.server.stop()
+        text, targets = keepalive.table(cells, plan.keepalive_counts, plan.keepalive_rounds, labels)
+        text += "\n" + keepalive.cpu_table(splits, top)
+        self.targets.extend(targets)
+        for row in targets:
+            self.issue7[row[0]] = row[1]
+        say(f"C5p: profiles of the start path, {plan.profile_requests} requests at c=1")
+        where = self.profile or self.workdir
+        profiles = []
+        for label, method in ((keepalive.PLAIN, "noop"), (keepalive.OURS_T, "tiny"),
+                              (keepalive.OURS_P, "tiny")):
+            settings, service = keepalive.settings(label, redis_url)
+            path = where / f"gunicorn-{keepalive.short(label)}-{method}.prof"
+            settings["profile"] = str(path)
+            server = self.gunicorn(f"profile-{keepalive.short(label)}", settings)
+            profiles.append(keepalive.profile_one(Endpoint(label, server, service), method,
+                                                  plan.profile_requests, path))
+            server.stop()
+        if self.profile:
+            self.notes.append(f"C5p profiles (pstats) are in {where}.")
+        return text + "\n" + keepalive.profile_tables(profiles[0], profiles[1:])
+
+    def issue7_table(self) -> str:
+        if not self.issue7:
+            return ""
+        rows = [[name, value, ISSUE7_BEFORE.get(name.split(",")[0] if name.startswith("C2") else name, "-")]
+                for name, value in sorted(self.issue7.items(), key=lambda item: item[0][:2])]
+        return report.table("Issue 7 rows (item 11), this run", ["row", "measured", "before issue 7"], rows,
+                            ["before issue 7: C2, C3 from the last full run before the lifecycle work "
+                             "(README); C5: the ratios the issue gives, then this harness on commit "
+                             "08ce993 (before the lifecycle core), like C4 (README, 'Before issue "
+                             "7'). C1 is new."])
 
 
 def _interrupted(signum: int, frame: object) -> None:

@@ -2,6 +2,7 @@
 
     python serve.py ladon MODULE [--profile FILE]
     python serve.py ladon_tasks MODULE [--mode process --redis-url URL --result-ttl S ...]
+                                       [--option NAME=VALUE ...]
 
 ``ladon`` serves MODULE with Ladon 1.0.7's own ``LadonWSGIApplication`` and nothing of
 ladon_tasks, only an ``inspect.getargspec`` stand-in (Python 3.11 removed it; Ladon calls
@@ -44,12 +45,29 @@ def ladon_app(module: str) -> Callable:
 
 
 def ladon_tasks_app(module: str, args: argparse.Namespace) -> Callable:
-    from ladon_tasks import TaskWSGIApplication
-
     options = {"mode": args.mode, "redis_url": args.redis_url, "result_ttl": args.result_ttl,
                "threads": args.threads, "processes": args.processes}
+    options.update(parse_options(getattr(args, "option", None) or []))
+    return make_ladon_tasks_app(module, options)
+
+
+def make_ladon_tasks_app(module: str, options: dict[str, Any]) -> Callable:
+    """``TaskWSGIApplication`` serving MODULE with the given task options (None: default)."""
+    from ladon_tasks import TaskWSGIApplication
+
     return TaskWSGIApplication([module], [SERVICES],
                                **{key: value for key, value in options.items() if value is not None})
+
+
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    """``["cancel_grace=0.5", ...]`` as a dict; TaskConfig turns the text into its types."""
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--option {pair!r}: give NAME=VALUE (a TaskConfig field)")
+        options[name.strip()] = value.strip()
+    return options
 
 
 class _Profiled:
@@ -96,6 +114,8 @@ def main() -> int:
     parser.add_argument("--result-ttl", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--option", action="append", metavar="NAME=VALUE",
+                        help="any other TaskWSGIApplication keyword (cancel_grace=0.5, ...)")
     parser.add_argument("--profile", default=None, metavar="FILE")
     args = parser.parse_args()
     sys.path.insert(0, SERVICES)
