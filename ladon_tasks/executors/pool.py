@@ -106,15 +106,18 @@ class SlotPool(Executor):
     # -- the queue --------------------------------------------------------------------
 
     def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None) -> None:
+        policy = policy or TaskPolicy()
         with self._lock:
             if self._closed:
                 raise ShuttingDown(f"the {self.name} is stopping and takes no new task")
             was_quiet = not self._busy and not self._delayed
-            self._queue.append(Job(task_id, job, policy or TaskPolicy()))
+            self._queue.append(Job(task_id, job, policy))
             self._dispatch()
             self._ensure_supervisor()
-        if was_quiet:
-            self._wake()  # from its idle sleep to its running pace
+        if was_quiet and policy.watched:
+            # From its idle sleep to its running pace, so that the limits count from the
+            # start. Without limits a start wakes nothing: a cancel pokes the supervisor.
+            self._wake()
 
     def poke(self) -> None:
         """A task may have been asked to cancel: check now rather than at the next turn."""
