@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections import deque
@@ -30,8 +31,7 @@ class MemoryStore(TaskStore):
         #: When each ended record expires; an entry of ``_expiry`` that disagrees is stale
         #: (the task was queued again after it was lost).
         self._expires_at: dict[str, float] = {}
-        self._tombstones: dict[str, Gone] = {}
-        self._tombstone_expiry: deque[tuple[float, str]] = deque()
+        self._tombstones = _Tombstones(self.tombstone_ttl)
         #: Tasks dismissed while queued or running: forgotten when they end.
         self._dismissed: set[str] = set()
         self._lock = threading.Lock()
@@ -47,15 +47,8 @@ class MemoryStore(TaskStore):
                 continue
             del self._expires_at[task_id]
             if self._records.pop(task_id, None) is not None:
-                self._bury(task_id, Gone.EXPIRED, now)
-        tombs = self._tombstone_expiry
-        while tombs and (tombs[0][0] <= now or len(tombs) > MAX_TOMBSTONES):
-            _, task_id = tombs.popleft()
-            self._tombstones.pop(task_id, None)
-
-    def _bury(self, task_id: str, why: Gone, now: float) -> None:
-        self._tombstones[task_id] = why
-        self._tombstone_expiry.append((now + self.tombstone_ttl, task_id))
+                self._tombstones.add(task_id, Gone.EXPIRED, now)
+        self._tombstones.purge(now)
 
     def _live(self, task_id: str) -> TaskRecord | None:
         """The record, unless the task was dismissed (then it reads as gone)."""
@@ -188,7 +181,7 @@ class MemoryStore(TaskStore):
                 self._records.pop(task_id, None)
                 self._expires_at.pop(task_id, None)
                 self._dismissed.discard(task_id)
-            self._bury(task_id, Gone.DISMISSED, time.monotonic())
+            self._tombstones.add(task_id, Gone.DISMISSED, time.monotonic())
             return answer
 
     def get_result(self, task_id: str) -> Any:
@@ -205,3 +198,57 @@ class MemoryStore(TaskStore):
             record.touched = clock()
 
         return sink
+
+
+class _Tombstones:
+    """Why issued ids have no record any more, for ``ttl`` seconds, in little memory:
+    an id is kept as its 16 raw bytes, and expiry times once per second of them (a
+    tombstone may outlive its ``ttl`` by up to a second). At most MAX_TOMBSTONES, the
+    oldest go first. Not locked: the store calls it under its own lock."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._why: dict[bytes, Gone] = {}
+        self._order: deque[bytes] = deque()
+        #: ``[expiry, count]`` of the next ``count`` ids of ``_order``.
+        self._runs: deque[list] = deque()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def add(self, task_id: str, why: Gone, now: float) -> None:
+        key = _raw(task_id)
+        if key in self._why:
+            self._why[key] = why
+            return
+        self._why[key] = why
+        self._order.append(key)
+        expires = now + self.ttl
+        runs = self._runs
+        if runs and expires - runs[-1][0] < 1.0:
+            runs[-1][0] = max(runs[-1][0], expires)
+            runs[-1][1] += 1
+        else:
+            runs.append([expires, 1])
+
+    def get(self, task_id: str) -> Gone | None:
+        return self._why.get(_raw(task_id))
+
+    def purge(self, now: float) -> None:
+        runs = self._runs
+        while runs and runs[0][0] <= now:
+            for _ in range(runs.popleft()[1]):
+                self._why.pop(self._order.popleft(), None)
+        while len(self._order) > MAX_TOMBSTONES:
+            self._why.pop(self._order.popleft(), None)
+            runs[0][1] -= 1
+            if not runs[0][1]:
+                runs.popleft()
+
+
+def _raw(task_id: str) -> bytes:
+    """A task id's 16 bytes (ids were validated; a foreign one just maps to other bytes)."""
+    try:
+        return base64.urlsafe_b64decode(task_id + "==")
+    except ValueError:
+        return task_id.encode("utf-8", "replace")
