@@ -20,6 +20,9 @@ import redis
 from werkzeug.serving import make_server
 
 import ladon_tasks  # noqa: F401  (applies the Ladon shims before any test module imports Ladon)
+from ladon_tasks.stores.base import TaskStore
+from ladon_tasks.stores.memory import MemoryStore
+from ladon_tasks.stores.redis import RedisStore
 
 HERE = Path(__file__).resolve().parent
 SERVICES_DIR = str(HERE / "services")
@@ -188,3 +191,38 @@ def _no_leaked_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("LADON_TASKS_"):
             monkeypatch.delenv(name)
+
+
+# -- task stores: every conformance test runs on each ------------------------------------
+
+#: The owners (server processes) the store tests record tasks for; registered alive.
+OWNER = "testhost:1"
+#: A second owner: the server a retried task is queued back to.
+RETRIER = "retrier:2"
+OWNERS = (OWNER, RETRIER)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[..., TaskStore]]:
+    """``make_store(result_ttl=...)``: a fresh store of the backend under test."""
+    made: list[TaskStore] = []
+
+    def make(result_ttl: float = 3600.0, tombstone_ttl: float = 86400.0, **redis_options: Any) -> TaskStore:
+        if request.param == "memory":
+            store: TaskStore = MemoryStore(result_ttl=result_ttl, tombstone_ttl=tombstone_ttl)
+        else:
+            url = request.getfixturevalue("redis_url")
+            store = RedisStore(url, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl, **redis_options)
+            for owner in OWNERS:
+                store.register_owner(owner, 3600)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., TaskStore]) -> TaskStore:
+    return make_store()

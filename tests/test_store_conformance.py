@@ -4,46 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import pytest
 import redis
-from conftest import free_port
+from conftest import OWNER, free_port  # noqa: E402
 from helpers import wait_until
 
 from ladon_tasks import StoreUnavailable, TaskRecord, TaskState
 from ladon_tasks.ids import new_task_id
 from ladon_tasks.stores.base import TaskStore
-from ladon_tasks.stores.memory import MemoryStore
 from ladon_tasks.stores.redis import RedisStore, iter_task_keys
-
-OWNER = "testhost:1"
-
-
-@pytest.fixture(params=["memory", "redis"])
-def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[..., TaskStore]]:
-    """``make_store(result_ttl=...)``: a fresh store of the backend under test."""
-    made: list[TaskStore] = []
-
-    def make(result_ttl: float = 3600.0, **redis_options: Any) -> TaskStore:
-        # Redis-only timing options (progress_interval, ...) have no meaning in memory.
-        if request.param == "memory":
-            store: TaskStore = MemoryStore(result_ttl=result_ttl)
-        else:
-            url = request.getfixturevalue("redis_url")
-            store = RedisStore(url, result_ttl=result_ttl, **redis_options)
-            store.register_owner(OWNER, 3600)
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.close()
-
-
-@pytest.fixture
-def store(make_store: Callable[..., TaskStore]) -> TaskStore:
-    return make_store()
 
 
 def queued(store: TaskStore, method: str = "Service.method") -> TaskRecord:

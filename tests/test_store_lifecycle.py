@@ -4,12 +4,13 @@ attempt fencing, dismiss, tombstones and liveness; then what only RedisStore pro
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import pytest
 import redis
+from conftest import OWNER, RETRIER
 from helpers import wait_until
-from test_store_conformance import OWNER, queued, running
+from test_store_conformance import queued, running
 
 from ladon_tasks.ids import new_task_id
 from ladon_tasks.stores.base import TaskStore
@@ -27,33 +28,6 @@ from ladon_tasks.task import (
 )
 
 #: A second server process that queues tasks again (registered in every store).
-RETRIER = "retrier:2"
-
-
-@pytest.fixture(params=["memory", "redis"])
-def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[..., TaskStore]]:
-    """``make_store(result_ttl=..., tombstone_ttl=...)``: a fresh store of the backend under test."""
-    made: list[TaskStore] = []
-
-    def make(result_ttl: float = 3600.0, tombstone_ttl: float = 86400.0, **redis_options: Any) -> TaskStore:
-        if request.param == "memory":
-            store: TaskStore = MemoryStore(result_ttl=result_ttl, tombstone_ttl=tombstone_ttl)
-        else:
-            url = request.getfixturevalue("redis_url")
-            store = RedisStore(url, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl, **redis_options)
-        store.register_owner(OWNER, 3600)
-        store.register_owner(RETRIER, 3600)
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.close()
-
-
-@pytest.fixture
-def store(make_store: Callable[..., TaskStore]) -> TaskStore:
-    return make_store()
 
 
 def record_count(store: TaskStore) -> int:
