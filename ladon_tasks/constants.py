@@ -8,6 +8,8 @@ DEFAULT_KEY_PREFIX = "ladon_tasks"
 TASK_KEY = "task"
 #: Redis key of a task's tombstone, why its record is gone: ``{prefix}:gone:{task_id}``.
 GONE_KEY = "gone"
+#: Redis pub/sub channel of dismissed task ids: ``{prefix}:dismissed``.
+DISMISSED_CHANNEL = "dismissed"
 #: Redis key that says a server process is alive: ``{prefix}:owner:{owner_id}``.
 OWNER_KEY = "owner"
 

@@ -634,6 +634,25 @@ def test_the_ended_cache_does_not_hide_another_processs_dismissal_for_long(two_r
     assert there.dismiss(record.task_id, time.time()) is None
 
 
+def test_a_subscribed_process_keeps_its_copy_until_a_dismissal_is_published(two_redis_stores, raw_redis):
+    here, there = two_redis_stores
+    record = running(here)
+    assert there.get(record.task_id).state is TaskState.RUNNING  # starts its listener
+    wait_until(lambda: there._dismissals.live, message="the other store to subscribe")
+    assert here.finish(record.task_id, TaskState.SUCCEEDED, time.time(), result=3)
+    assert there.get(record.task_id).state is TaskState.SUCCEEDED  # its copy, from now on
+    # Changed behind both stores' backs: only a copy can still say "succeeded" with no error,
+    # and it does for longer than the short life a copy has without the subscription.
+    raw_redis.hset(f"ladon_tasks:task:{record.task_id}", "error", "changed in Redis")
+    watched_until = time.monotonic() + ENDED_CACHE_SECONDS + 0.5
+    while time.monotonic() < watched_until:
+        assert there.get(record.task_id).error == ""
+        time.sleep(0.05)
+    assert here.dismiss(record.task_id, time.time()) is not None
+    wait_until(lambda: there.get(record.task_id) is None, timeout=10, interval=0.01,
+               message="the published dismissal to reach the other store")
+
+
 def test_a_dismissal_is_seen_at_once_by_the_store_that_made_it(two_redis_stores):
     here, _ = two_redis_stores
     record = running(here)

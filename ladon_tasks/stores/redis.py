@@ -10,6 +10,9 @@ Key layout (every key has a TTL):
 ``{prefix}:gone:{task_id}``
     The tombstone of an ended task: ``expired`` (set at its end, TTL ``result_ttl +
     tombstone_ttl``) or ``dismissed`` (TTL ``tombstone_ttl``).
+``{prefix}:dismissed``
+    A pub/sub channel, not a key: the id of every task dismissed, so that each server
+    process drops its own copy of that ended task.
 ``{prefix}:owner:{owner}``
     Present while the server process that queued tasks is alive (TTL ``lost_after``).
 
@@ -28,9 +31,10 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import redis
 
-from ladon_tasks.constants import DEFAULT_KEY_PREFIX, GONE_KEY, OWNER_KEY, TASK_KEY
+from ladon_tasks.constants import DEFAULT_KEY_PREFIX, DISMISSED_CHANNEL, GONE_KEY, OWNER_KEY, TASK_KEY
 from ladon_tasks.exceptions import StoreUnavailable
 from ladon_tasks.stores.base import ProgressSink, TaskStore
+from ladon_tasks.stores.redis_dismissals import DismissalListener
 from ladon_tasks.stores.redis_scripts import SCRIPTS
 from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState
 
@@ -46,7 +50,8 @@ _FINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 #: Tasks that ended whose record each server process keeps, to answer polls without Redis.
 ENDED_CACHE_SIZE = 10_000
 #: Seconds a server process answers an ended task from its own copy before it asks Redis
-#: again: how long a dismissal made through another process may go unseen here.
+#: again, while it is not subscribed to dismissals (see redis_dismissals): how long a
+#: dismissal made through another process may then go unseen here.
 ENDED_CACHE_SECONDS = 1.0
 
 class RedisStore(TaskStore):
@@ -86,6 +91,9 @@ class RedisStore(TaskStore):
         self._stop_reporter = threading.Event()
         self._ended: dict[str, tuple[TaskRecord, str | None, float]] = {}
         self._ended_lock = threading.Lock()
+        self.dismissal_channel = f"{key_prefix}:{DISMISSED_CHANNEL}"
+        self._dismissals = DismissalListener(url, self.dismissal_channel, self._forget_ended,
+                                             self._forget_all_ended)
 
     @classmethod
     def from_config(cls, config: Any, url: str | None = None) -> RedisStore:
@@ -170,6 +178,9 @@ class RedisStore(TaskStore):
         ended = self._ended_entry(task_id)
         if ended is not None:
             return replace(ended[0])
+        # A process that reads tasks will keep copies of ended ones: hear of dismissals
+        # before it has any (a copy made before that lasts ENDED_CACHE_SECONDS only).
+        self._dismissals.ensure_started()
         key = self.key(TASK_KEY, task_id)
         values = self._call("read task", lambda: self.client.hmget(key, _READ_FIELDS))
         if values[1] is None or values[_DISMISSED_AT] == "1":
@@ -194,8 +205,10 @@ class RedisStore(TaskStore):
     def _remember_ended(self, record: TaskRecord, raw_result: str | None) -> None:
         # Succeeded, failed and cancelled tasks never change again (only 'lost' may still
         # yield to its worker's real outcome), so polls after the end need no Redis round
-        # trip; the copy is short-lived because another process may dismiss the task.
-        fresh_until = min(record.finished + self.result_ttl, time.time() + ENDED_CACHE_SECONDS)
+        # trip. Another process may dismiss the task: the copy lasts while we hear of that.
+        fresh_until = record.finished + self.result_ttl
+        if not self._dismissals.live:
+            fresh_until = min(fresh_until, time.time() + ENDED_CACHE_SECONDS)
         with self._ended_lock:
             while len(self._ended) >= ENDED_CACHE_SIZE:
                 self._ended.pop(next(iter(self._ended)))
@@ -204,6 +217,10 @@ class RedisStore(TaskStore):
     def _forget_ended(self, task_id: str) -> None:
         with self._ended_lock:
             self._ended.pop(task_id, None)
+
+    def _forget_all_ended(self) -> None:
+        with self._ended_lock:
+            self._ended.clear()
 
     def _detect_lost(self, record: TaskRecord) -> TaskRecord | None:
         """The record, recorded lost first if its worker or owner has gone silent."""
@@ -265,8 +282,9 @@ class RedisStore(TaskStore):
 
     def _control(self, name: str, task_id: str, now: float) -> TaskRecord | None:
         """Run the cancel or dismiss script; the record it answers, or None if gone."""
-        args = [repr(now), self.result_ttl, self.tombstone_ttl, CANCELLED_QUEUED, *_FIELDS]
-        values = self._call(name, lambda: self._run(name, self._keys(task_id), args))
+        args = [repr(now), self.result_ttl, self.tombstone_ttl, CANCELLED_QUEUED, task_id, *_FIELDS]
+        keys = [*self._keys(task_id), self.dismissal_channel]
+        values = self._call(name, lambda: self._run(name, keys, args))
         if not values or values[1] is None:
             return None
         return _record_from_fields(task_id, values)
@@ -294,6 +312,7 @@ class RedisStore(TaskStore):
         self._call("ping", self.client.ping)
 
     def close(self) -> None:
+        self._dismissals.stop()
         self._stop_reporter.set()
         if self._reporter is not None:
             self._reporter.join(timeout=5)

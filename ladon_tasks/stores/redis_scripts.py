@@ -85,24 +85,25 @@ local function cancel(now, result_ttl, tombstone_ttl, queued_error)
   end
 end
 """
-# ARGV: now result_ttl tombstone_ttl queued_error field...; returns the record's fields.
+# ARGV: now result_ttl tombstone_ttl queued_error task_id field...; returns the record's fields.
 _CANCEL = _CANCEL_STEP + """
 if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
 cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
-return redis.call('HMGET', KEYS[1], unpack(ARGV, 5))
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 6))
 """
-# ARGV as _CANCEL; returns the record's fields after the cancel step, then forgets it
-# (a running task: once it ends).
+# ARGV as _CANCEL, KEYS[3] the dismissal channel; returns the record's fields after the
+# cancel step, then forgets it (a running task: once it ends) and tells every process.
 _DISMISS = _CANCEL_STEP + """
 if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
 cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
-local record = redis.call('HMGET', KEYS[1], unpack(ARGV, 5))
+local record = redis.call('HMGET', KEYS[1], unpack(ARGV, 6))
 if redis.call('HGET', KEYS[1], 'state') == 'running' then
   redis.call('HSET', KEYS[1], 'dismissed', '1')
 else
   redis.call('DEL', KEYS[1])
 end
 redis.call('SET', KEYS[2], 'dismissed', 'EX', tonumber(ARGV[3]))
+redis.call('PUBLISH', KEYS[3], ARGV[5])
 return record
 """
 _CANCEL_REQUESTS = """
