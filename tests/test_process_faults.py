@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -163,6 +164,12 @@ def test_redis_down_at_start_gives_a_fault_and_recovers(process_app, redis_serve
     app, client = process_app
     before = client.start("busy", seconds=0.05)
     assert client.wait_done("busy", before)["state"] == "succeeded"
+    # Once this process hears of dismissals it keeps an ended task's copy until result_ttl
+    # (a copy made before that lasts a second): wait for such a copy.
+    store = app.engine.store()
+    wait_until(lambda: store._dismissals.live and client.progress("busy", before)
+               and (entry := store._ended_entry(before)) is not None and entry[2] > time.time() + 60,
+               message="a lasting copy of the ended task")
     before_result = client.call("busy_result", task_id=before)["result"]
     assert list(redis_client.scan_iter(match=TASK_KEYS)) == [f"ladon_tasks:task:{before}"]
 

@@ -33,7 +33,7 @@ from ladon_tasks.executors.pool import IDLE_TURN, Job, Slot, SlotPool
 from ladon_tasks.runner import Outcome
 from ladon_tasks.stores.redis import RedisStore
 from ladon_tasks.task import TaskState
-from ladon_tasks.watchdog import CALLS, CONTROL_SIZE, RUNNING, STOP, Control, StopReason
+from ladon_tasks.watchdog import CONTROL_SIZE, RUNNING, STOP, Control, StopReason
 
 log = logging.getLogger(__name__)
 
@@ -240,11 +240,6 @@ class ProcessExecutor(SlotPool):
         _wait_gone(slot)
         self._worker_died(slot)
 
-    def calls_of(self, task_id: str) -> int:
-        """How many times the running task ``task_id`` has called update_progress."""
-        slot = self._busy.get(task_id)
-        return -1 if slot is None else slot.control[CALLS]
-
     def worker_pids(self) -> list[int]:
         """The pids of the live worker processes (for tests and operators)."""
         with self._lock:
@@ -258,6 +253,7 @@ class ProcessExecutor(SlotPool):
             return []
         unfinished = self._close(grace_period)
         self._stop_workers()
+        self._close_wake_pipe()
         handler, self._log_handler = self._log_handler, None
         if handler is not None:
             handler.close()
@@ -267,6 +263,15 @@ class ProcessExecutor(SlotPool):
             handler.queue.join_thread()
             handler.queue = None
         return unfinished
+
+    def _close_wake_pipe(self) -> None:
+        # After the supervisor's last turn: it returns once the pool is closed and idle.
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=EXIT_WAIT)
+        for fd in (self._wake_read, self._wake_write):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_read = self._wake_write = -1
 
     def _stop_workers(self) -> None:
         with self._lock:
