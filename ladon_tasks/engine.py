@@ -202,7 +202,7 @@ class TaskEngine:
         if record.state is TaskState.RUNNING:
             executor = self._executors.get(self._route(mode, redis_url))
             if executor is not None:
-                executor.poke()  # it may be running here: no need to wait for the next turn
+                executor.cancel_running(task_id)  # it may run here: no need to wait for a turn
         return record
 
     def shutdown(self, grace_period: float | None = None) -> list[str]:

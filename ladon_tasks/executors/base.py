@@ -21,8 +21,8 @@ class Executor(ABC):
     def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None) -> None:
         """Queue ``job`` for the already recorded task ``task_id``, to run under ``policy``."""
 
-    def poke(self) -> None:
-        """A cancel was asked for: look at the running tasks now, not at the next turn."""
+    def cancel_running(self, task_id: str) -> None:
+        """A cancel was recorded for ``task_id``: if it runs here, ask it to stop now."""
 
     @abstractmethod
     def shutdown(self, grace_period: float) -> list[str]:

@@ -26,7 +26,7 @@ from ladon_tasks.options import TaskPolicy
 from ladon_tasks.runner import Outcome, attempts_note
 from ladon_tasks.stores.base import TaskStore
 from ladon_tasks.task import TaskState
-from ladon_tasks.watchdog import Control, Verdict, Watch
+from ladon_tasks.watchdog import Control, StopReason, Verdict, Watch
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +116,17 @@ class SlotPool(Executor):
             self._ensure_supervisor()
         if was_quiet and policy.watched:
             # From its idle sleep to its running pace, so that the limits count from the
-            # start. Without limits a start wakes nothing: a cancel pokes the supervisor.
+            # start. Without limits a start wakes nothing: a cancel made here asks at once.
             self._wake()
 
-    def poke(self) -> None:
-        """A task may have been asked to cancel: check now rather than at the next turn."""
-        if self._busy:
-            self._wake()
+    def cancel_running(self, task_id: str) -> None:
+        """A cancel was recorded for ``task_id``: if it runs here, ask it to stop now, so
+        that its very next ``update_progress`` raises (a cancel made through another
+        process is seen at the supervisor's next turn)."""
+        with self._lock:
+            slot = self._busy.get(task_id)
+            if slot is not None and slot.watch is not None:
+                slot.watch.ask(StopReason.CANCEL, time.monotonic())
 
     def _dispatch(self) -> None:
         while self._queue:
