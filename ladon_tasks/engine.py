@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import cached_property
 from typing import Any
 
 from ladon_tasks.config import PROCESS_MODE, THREAD_MODE, TaskConfig
@@ -137,7 +138,7 @@ class TaskEngine:
             raise
         return record.task_id
 
-    @property
+    @cached_property
     def default_policy(self) -> TaskPolicy:
         """The application's limits and retries, for tasks that set none of their own."""
         return TaskOptions().policy(self.config)

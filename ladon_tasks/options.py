@@ -13,6 +13,10 @@ from typing import Any
 
 from ladon_tasks.config import MODES, TaskConfig, check_limits, validate_redis_url
 from ladon_tasks.exceptions import ConfigurationError
+from ladon_tasks.task import TaskState
+
+#: The ends after which a task runs again while it has attempts left.
+_RETRIED = frozenset({TaskState.FAILED, TaskState.LOST})
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,15 @@ class TaskPolicy:
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait before running again after attempt ``attempt`` (1-based) ended."""
         return self.retry_backoff * 2 ** (attempt - 1)
+
+    def next_attempt(self, state: TaskState, attempt: int, error: str) -> tuple[float, str] | None:
+        """``(delay, note)`` if attempt ``attempt``, ended ``state`` with ``error``, is to
+        run again: it failed or was lost (a cancel never runs again), and attempts remain.
+        ``note`` says why, for the record's ``error`` while the task waits."""
+        if state not in _RETRIED or attempt >= self.max_attempts:
+            return None
+        delay = self.retry_delay(attempt)
+        return delay, f"attempt {attempt} of {self.max_attempts} failed, next in {delay:g} s: {error}"
 
     @property
     def watched(self) -> bool:

@@ -85,9 +85,9 @@ def run_task(
         store.close_progress_sink(sink)
     except StoreUnavailable as exc:
         log.warning("task %s: last progress not written: %s", task_id, exc)
-    if state is TaskState.FAILED and attempt < policy.max_attempts:
-        delay = policy.retry_delay(attempt)
-        note = f"attempt {attempt} of {policy.max_attempts} failed, next in {delay:g} s: {error}"
+    retry = policy.next_attempt(state, attempt, error)
+    if retry is not None:
+        delay, note = retry
         if _retry(lambda: store.requeue(task_id, attempt + 1, note, queue_owner or owner), task_id):
             log.info("task %s: %s", task_id, note)
             return Outcome(TaskState.QUEUED, delay)

@@ -223,12 +223,10 @@ class SlotPool(Executor):
 
     def end_or_retry(self, job: Job, state: TaskState, error: str, owner: str) -> None:
         """End a task its worker could not end itself, or queue it again."""
-        policy = job.policy
+        retry = job.policy.next_attempt(state, job.attempt, error)
         try:
-            if state is not TaskState.CANCELLED and job.attempt < policy.max_attempts:
-                delay = policy.retry_delay(job.attempt)
-                note = (f"attempt {job.attempt} of {policy.max_attempts} failed, next in "
-                        f"{delay:g} s: {error}")
+            if retry is not None:
+                delay, note = retry
                 if self.store.requeue(job.task_id, job.attempt + 1, note, owner):
                     log.info("task %s: %s", job.task_id, note)
                     with self._lock:
