@@ -65,15 +65,23 @@ class TaskConfig:
     cancel_grace: float = 5.0
     #: Seconds an expired or dismissed task id still answers TaskExpired / TaskDismissed.
     tombstone_ttl: float = 86400.0
+    #: Seconds every write of a task's life (running, progress, heartbeats, its end and
+    #: result) is retried while the store is unreachable, before it is given up.
+    store_retry_for: float = 60.0
+    #: Tasks waiting for a slot in one server process beyond which a start is refused
+    #: (QueueFull).
+    max_queued: int = 10_000
+    #: Bytes of a task's stored result (JSON) beyond which the task fails ResultTooLarge.
+    max_result_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigurationError(f"mode={self.mode!r} is unknown: use one of {MODES}")
-        for name in ("threads", "processes"):
+        for name in ("threads", "processes", "max_queued", "max_result_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
         for name in ("result_ttl", "progress_interval", "heartbeat_interval", "lost_after",
-                     "cancel_grace", "tombstone_ttl"):
+                     "cancel_grace", "tombstone_ttl", "store_retry_for"):
             if float(getattr(self, name)) <= 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
         check_limits(self.time_limit, self.max_silence, self.retries, self.retry_backoff)

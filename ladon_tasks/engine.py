@@ -118,8 +118,8 @@ class TaskEngine:
 
         Thread mode takes a callable ``job(update_progress)``; process mode a worker job
         dict (see :mod:`ladon_tasks.executors.worker`). ``policy`` defaults to the
-        application's limits and retries. Raises StoreUnavailable, with nothing
-        recorded, if the store cannot be written.
+        application's limits and retries. Raises QueueFull, or StoreUnavailable if the
+        store cannot be written, with nothing recorded.
         """
         if self._stopping:
             raise ShuttingDown("this server process is stopping and accepts no new task")
@@ -129,9 +129,14 @@ class TaskEngine:
         executor.prepare()
         record = TaskRecord(task_id=new_task_id(), method=method, created=time.time(),
                             owner=executor.owner, max_silence=policy.max_silence or 0.0)
-        store.create(record)
+        executor.admit()  # QueueFull before anything is recorded
         try:
-            executor.submit(record.task_id, job, policy)
+            store.create(record)
+        except BaseException:
+            executor.unadmit()
+            raise
+        try:
+            executor.submit(record.task_id, job, policy, record=record)
         except ShuttingDown:
             store.finish(record.task_id, TaskState.LOST, time.time(),
                          error="TaskLost: the server process began stopping as the task was started")

@@ -57,6 +57,14 @@ class StoreUnavailable(LadonTasksError):
     """The task store (Redis) cannot be reached; nothing was written."""
 
 
+class QueueFull(LadonTasksError):
+    """A start refused: this server process already holds ``max_queued`` tasks waiting."""
+
+
+class ResultTooLarge(LadonTasksError, ValueError):
+    """A task's result is larger than ``max_result_bytes`` (or than Redis takes)."""
+
+
 class ShuttingDown(LadonTasksError):
     """The server process is stopping and accepts no new task."""
 

@@ -23,7 +23,16 @@ _LIFECYCLE_FLAGS = (
                                        "force (default 5)"),
     ("--tombstone-ttl", "tombstone_ttl", "seconds a dismissed or expired task id still answers "
                                          "TaskDismissed or TaskExpired (default 86400)"),
+    ("--store-retry-for", "store_retry_for", "seconds a task's writes are retried while Redis is "
+                                             "unreachable (default 60)"),
+    ("--max-queued", "max_queued", "tasks waiting for a slot beyond which a start is refused "
+                                   "with QueueFull (default 10000)"),
+    ("--max-result-bytes", "max_result_bytes", "bytes of a stored result beyond which the task "
+                                               "fails ResultTooLarge (default 67108864)"),
 )
+
+
+_METAVARS = {"retries": "N", "max_queued": "N", "max_result_bytes": "BYTES"}
 
 
 def add_serve_parser(commands: Any) -> None:
@@ -46,7 +55,7 @@ def add_serve_parser(commands: Any) -> None:
     serve.add_argument("--key-prefix", default=None, help="prefix of Redis keys")
     for flag, name, text in _LIFECYCLE_FLAGS:
         # Text, so that TaskConfig reads "none" and names the fix for a bad value.
-        serve.add_argument(flag, dest=name, default=None, metavar="S" if name != "retries" else "N",
+        serve.add_argument(flag, dest=name, default=None, metavar=_METAVARS.get(name, "S"),
                            help=text)
     serve.add_argument("--debug", action="store_true", default=None,
                        help="show tracebacks to clients (never in production)")

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from ladon_tasks.options import TaskPolicy
+from ladon_tasks.task import TaskRecord
 
 
 class Executor(ABC):
@@ -17,9 +18,19 @@ class Executor(ABC):
     def prepare(self) -> None:
         """Make the pool ready; called before every task is recorded, so keep it cheap."""
 
+    def admit(self) -> None:
+        """Reserve room for one new task, or raise QueueFull; the next submit takes it."""
+
+    def unadmit(self) -> None:
+        """Give back a reservation whose task could not be recorded."""
+
     @abstractmethod
-    def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None) -> None:
-        """Queue ``job`` for the already recorded task ``task_id``, to run under ``policy``."""
+    def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None,
+               record: TaskRecord | None = None) -> None:
+        """Queue ``job`` for the already recorded task ``task_id``, to run under ``policy``.
+
+        ``record`` is the record as it was created: an executor whose store may lose it
+        (Redis restarted without its data) writes it again from this copy."""
 
     def cancel_running(self, task_id: str) -> None:
         """A cancel was recorded for ``task_id``: if it runs here, ask it to stop now."""

@@ -25,7 +25,7 @@ from ladon_tasks.executors.base import Executor
 from ladon_tasks.options import TaskPolicy
 from ladon_tasks.runner import Outcome, attempts_note
 from ladon_tasks.stores.base import TaskStore
-from ladon_tasks.task import TaskState
+from ladon_tasks.task import TaskRecord, TaskState
 from ladon_tasks.watchdog import Control, StopReason, Verdict, Watch
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class Job:
     payload: Any
     policy: TaskPolicy
     attempt: int = 1
+    #: The record as created, to write again if the store loses it.
+    record: TaskRecord | None = None
 
 
 class Slot:
@@ -105,13 +107,14 @@ class SlotPool(Executor):
 
     # -- the queue --------------------------------------------------------------------
 
-    def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None) -> None:
+    def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None,
+               record: TaskRecord | None = None) -> None:
         policy = policy or TaskPolicy()
         with self._lock:
             if self._closed:
                 raise ShuttingDown(f"the {self.name} is stopping and takes no new task")
             was_quiet = not self._busy and not self._delayed
-            self._queue.append(Job(task_id, job, policy))
+            self._queue.append(Job(task_id, job, policy, record=record))
             self._dispatch()
             self._ensure_supervisor()
         if was_quiet and policy.watched:
