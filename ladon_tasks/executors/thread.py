@@ -6,8 +6,11 @@ import logging
 import os
 import queue
 import threading
+from typing import Any, Callable
 
+from ladon_tasks.config import TaskConfig
 from ladon_tasks.executors.pool import Job, Slot, SlotPool
+from ladon_tasks.progress import UpdateProgress
 from ladon_tasks.runner import NOT_RUN, run_task
 from ladon_tasks.stores.base import TaskStore
 from ladon_tasks.watchdog import Control, new_control
@@ -36,10 +39,15 @@ class ThreadExecutor(SlotPool):
     are abandoned at once; past that, an abandoned thread keeps its slot until it returns.
     Daemon threads: Python joins every other thread when it exits, so a stopping server
     would otherwise wait for its longest task, whatever the grace period.
+
+    A job may offer ``job.last_call``, the same call for the task's last attempt that
+    keeps no reference to the task's arguments once the task runs (a task that drops
+    them frees them): it is called instead when no retry can follow.
     """
 
-    def __init__(self, store: TaskStore, threads: int, *, debug: bool = False, turn: float = 0.1) -> None:
-        super().__init__(store, threads, turn, "task threads")
+    def __init__(self, store: TaskStore, threads: int, *, debug: bool = False, turn: float = 0.1,
+                 max_queued: int = TaskConfig.max_queued) -> None:
+        super().__init__(store, threads, turn, "task threads", max_queued)
         self.threads = threads
         self.debug = debug
         self.owner = f"{os.uname().nodename}:{os.getpid()}"
@@ -75,24 +83,30 @@ class ThreadExecutor(SlotPool):
         slot.inbox.put(job)
 
     def _work(self, slot: ThreadSlot) -> None:
-        while True:
-            job = slot.inbox.get()
-            if job is None:
-                return
-            outcome = NOT_RUN
-            try:
-                outcome = run_task(self.store, job.task_id, self.owner, job.payload,
-                                   control=slot.control, policy=job.policy, attempt=job.attempt,
-                                   debug=self.debug)
-            except BaseException:  # run_task records a task's own errors; this is ours
-                log.exception("task %s: the task thread failed", job.task_id)
-            with self._lock:
-                if slot.abandoned:
-                    self._abandoned -= 1
-                    log.info("abandoned thread of task %s has returned", job.task_id)
-                    self._dispatch()
-                    return
-                self._finished(slot, job, outcome)
+        # A job a call: while the thread waits for the next, it holds nothing of the last.
+        while self._run_next(slot):
+            pass
+
+    def _run_next(self, slot: ThreadSlot) -> bool:
+        """Run the next job of ``slot``; False once its thread is to exit."""
+        job = slot.inbox.get()
+        if job is None:
+            return False
+        outcome = NOT_RUN
+        try:
+            outcome = run_task(self.store, job.task_id, self.owner, _attempt_call(job),
+                               control=slot.control, policy=job.policy, attempt=job.attempt,
+                               debug=self.debug)
+        except BaseException:  # run_task records a task's own errors; this is ours
+            log.exception("task %s: the task thread failed", job.task_id)
+        with self._lock:
+            if slot.abandoned:
+                self._abandoned -= 1
+                log.info("abandoned thread of task %s has returned", job.task_id)
+                self._dispatch()
+                return False
+            self._finished(slot, job, outcome)
+        return True
 
     def _end_by_force(self, slot: Slot) -> None:
         assert isinstance(slot, ThreadSlot)
@@ -125,3 +139,11 @@ class ThreadExecutor(SlotPool):
             slot.inbox.put(None)
         self._wake()
         return unfinished
+
+
+def _attempt_call(job: Job) -> Callable[[UpdateProgress], Any]:
+    """What runs this attempt of ``job``: on the task's last attempt, its ``last_call``
+    if it has one (see :mod:`ladon_tasks.ladon_glue.calls`)."""
+    if job.attempt < job.policy.max_attempts:
+        return job.payload
+    return getattr(job.payload, "last_call", job.payload)

@@ -6,16 +6,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 from ladon.compat import PORTABLE_STRING
 from ladon.types import validate_type
 
 from ladon_tasks.config import PROCESS_MODE, THREAD_MODE, TaskConfig
-from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY, UPDATE_PROGRESS_KW
+from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.exceptions import LadonTasksError, TaskNotFound
 from ladon_tasks.ladon_glue import codec
+from ladon_tasks.ladon_glue.calls import TaskCall
 from ladon_tasks.ladon_glue.faults import to_fault
 from ladon_tasks.ladon_glue.spec import TaskMethodSpec
 from ladon_tasks.ladon_glue.types import TaskInfoResponse, TaskProgressResponse
@@ -54,16 +56,13 @@ def task_keywords(spec: TaskMethodSpec, kw: dict) -> dict:
     return task_kw
 
 
-def make_call(spec: TaskMethodSpec, instance: Any, args: tuple, kw: dict) -> Callable[[Callable], Any]:
-    """``call(update_progress)`` running the user's method as Ladon's docs promise."""
-    func = spec.func
-    if not spec.takes_keywords:
-        return lambda update_progress: func(instance, *args)
-
-    def call(update_progress: Callable[[float], None]) -> Any:
-        return func(instance, *args, **kw, **{UPDATE_PROGRESS_KW: update_progress})
-
-    return call
+def make_call(spec: TaskMethodSpec, instance: Any, args: tuple, kw: dict,
+              checked: bool = False) -> TaskCall:
+    """``call(update_progress)`` running the user's method as Ladon's docs promise (its
+    result checked against the rtype if ``checked``); ``call.last_call`` hands the
+    arguments over to the method and keeps none (see :mod:`~ladon_tasks.ladon_glue.calls`)."""
+    check = partial(check_result, spec) if checked else None
+    return TaskCall(spec.func, instance, args, kw if spec.takes_keywords else None, check)
 
 
 def check_result(spec: TaskMethodSpec, value: Any) -> Any:
@@ -74,10 +73,6 @@ def check_result(spec: TaskMethodSpec, value: Any) -> Any:
             f"but its rtype is {getattr(spec.rtype, '__name__', spec.rtype)}"
         )
     return value
-
-
-def _checked(spec: TaskMethodSpec, call: Callable[[Callable], Any]) -> Callable[[Callable], Any]:
-    return lambda update_progress: check_result(spec, call(update_progress))
 
 
 def _mode(spec: TaskMethodSpec, engine: TaskEngine) -> str:
@@ -201,7 +196,7 @@ def make_start(spec: TaskMethodSpec) -> Callable:
 
                 job: Any = build_job(spec, args, task_kw)
             else:
-                job = _checked(spec, make_call(spec, self, args, task_kw))
+                job = make_call(spec, self, args, task_kw, checked=True)
             task_id = engine.start(spec.qualified_name, job, spec.mode, spec.redis_url,
                                    spec.policy(engine.config))
         except LadonTasksError as error:
