@@ -8,6 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
+from ladon_tasks.sizes import json_size, too_large
 from ladon_tasks.stores.base import ProgressSink, TaskStore
 from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState, snapshot
 
@@ -21,11 +22,14 @@ class MemoryStore(TaskStore):
 
     Expiry is amortised: every create and read first drops the records (and tombstones)
     whose time has come, oldest first, so memory stays flat however many tasks have run.
+    A result larger than ``max_result_bytes`` as JSON is refused (ResultTooLarge).
     """
 
-    def __init__(self, result_ttl: float = 3600.0, tombstone_ttl: float = 86400.0) -> None:
+    def __init__(self, result_ttl: float = 3600.0, tombstone_ttl: float = 86400.0,
+                 max_result_bytes: int = 64 * 1024 * 1024) -> None:
         self.result_ttl = float(result_ttl)
         self.tombstone_ttl = float(tombstone_ttl)
+        self.max_result_bytes = int(max_result_bytes)
         self._records: dict[str, TaskRecord] = {}
         self._expiry: deque[tuple[float, str]] = deque()
         #: When each ended record expires; an entry of ``_expiry`` that disagrees is stale
@@ -77,6 +81,9 @@ class MemoryStore(TaskStore):
     def mark_running(self, task_id: str, started: float, owner: str) -> bool:
         with self._lock:
             record = self._records.get(task_id)
+            if (record is not None and record.state is TaskState.RUNNING and record.owner == owner
+                    and record.started == started):
+                return True  # done already: a retried write, as in every store
             if record is None or record.state is not TaskState.QUEUED:
                 return False
             record.state = TaskState.RUNNING
@@ -104,6 +111,9 @@ class MemoryStore(TaskStore):
         self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = "",
         attempt: int = 0,
     ) -> bool:
+        """Raises ResultTooLarge, the record left as it was, for a result over the limit."""
+        if state is TaskState.SUCCEEDED:
+            self._check_size(result)
         with self._lock:
             record = self._records.get(task_id)
             # In one process 'lost' is a verdict of the stopping server, and it stays.
@@ -111,6 +121,12 @@ class MemoryStore(TaskStore):
                 return False
             self._end(record, state, finished, result, error)
             return True
+
+    def _check_size(self, result: Any) -> None:
+        """Refuse a result larger than ``max_result_bytes`` (counted outside the lock)."""
+        size = json_size(result, self.max_result_bytes)
+        if size > self.max_result_bytes:
+            raise too_large(size, self.max_result_bytes, at_least=True)
 
     def _end(self, record: TaskRecord, state: TaskState, finished: float, result: Any = None,
              error: str = "") -> None:
@@ -136,6 +152,9 @@ class MemoryStore(TaskStore):
     def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
         with self._lock:
             record = self._records.get(task_id)
+            if (record is not None and record.state is TaskState.QUEUED and record.attempt == attempt
+                    and record.owner == owner):
+                return True  # done already: a retried write, as in every store
             if (record is None or record.state not in (TaskState.RUNNING, TaskState.LOST)
                     or record.cancel_requested or record.attempt != attempt - 1):
                 return False
