@@ -18,6 +18,7 @@ from ladon_tasks.exceptions import (
     ConfigurationError,
     ResultNotReady,
     ShuttingDown,
+    StoreUnavailable,
     TaskCancelled,
     TaskDismissed,
     TaskExpired,
@@ -91,7 +92,8 @@ class TaskEngine:
         if route[0] == THREAD_MODE:
             from ladon_tasks.stores.memory import MemoryStore
 
-            return MemoryStore(result_ttl=config.result_ttl, tombstone_ttl=config.tombstone_ttl)
+            return MemoryStore(result_ttl=config.result_ttl, tombstone_ttl=config.tombstone_ttl,
+                               max_result_bytes=config.max_result_bytes)
         from ladon_tasks.stores.redis import RedisStore
 
         return RedisStore.from_config(config, route[1])
@@ -101,7 +103,8 @@ class TaskEngine:
             from ladon_tasks.executors.thread import ThreadExecutor
 
             return ThreadExecutor(store, self.config.threads, debug=self.config.debug,
-                                  turn=self.config.progress_interval)
+                                  turn=self.config.progress_interval,
+                                  max_queued=self.config.max_queued)
         from ladon_tasks.executors.process import ProcessExecutor
         from ladon_tasks.stores.redis import RedisStore
 
@@ -132,6 +135,13 @@ class TaskEngine:
         executor.admit()  # QueueFull before anything is recorded
         try:
             store.create(record)
+        except StoreUnavailable:
+            executor.unadmit()
+            # Redis may have written it and gone before answering: end such a record, so
+            # that no queued task is left that nobody will run.
+            executor.abandon(record.task_id, "TaskLost: the store went away as the task was "
+                                             "started, and the start was refused (StoreUnavailable)")
+            raise
         except BaseException:
             executor.unadmit()
             raise

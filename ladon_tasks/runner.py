@@ -9,26 +9,27 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ladon_tasks.exceptions import StoreUnavailable, TaskInterrupt
+from ladon_tasks.exceptions import ResultTooLarge, StoreUnavailable, TaskInterrupt
 from ladon_tasks.options import TaskPolicy
 from ladon_tasks.progress import TaskContext, UpdateProgress, enter_task, leave_task, make_update_progress
+from ladon_tasks.store_retry import RecordMissing, StoreRetry
 from ladon_tasks.stores.base import TaskStore
 from ladon_tasks.task import TaskState, describe_exception
 from ladon_tasks.watchdog import RUNNING, Control, describe_stop
 
 log = logging.getLogger("ladon_tasks.task")
 
-#: Seconds a worker keeps retrying to record a task's end while the store is away.
-END_RETRY_SECONDS = 60.0
-
 
 @dataclass(frozen=True)
 class Outcome:
     """How an attempt ended: its state (None: not run, it was not queued any more) and,
-    for a task queued again, the seconds until its next attempt."""
+    for a task queued again, the seconds until its next attempt. ``unrecorded`` says why
+    the end could not be written (the store was away longer than ``store_retry_for``):
+    the executor then records the task lost once the store is back."""
 
     state: TaskState | None
     retry_in: float | None = None
+    unrecorded: str = ""
 
 
 NOT_RUN = Outcome(None)
@@ -37,6 +38,24 @@ NOT_RUN = Outcome(None)
 def attempts_note(error: str, attempt: int) -> str:
     """The final error of a task that ran more than once says how often it ran."""
     return error if attempt <= 1 else f"{error} (after {attempt} attempts)"
+
+
+class _Writes:
+    """The writes of one attempt, each through the retry policy; a write that finds the
+    record missing (the store lost its data) waits for the record to be written again."""
+
+    def __init__(self, store: TaskStore, task_id: str, retry: StoreRetry) -> None:
+        self.store, self.task_id, self.retry = store, task_id, retry
+
+    def __call__(self, what: str, write: Callable[[], bool]) -> bool:
+        def checked() -> bool:
+            done = write()
+            if not done and not self.store.knows(self.task_id):
+                raise RecordMissing(f"the store has no record of task {self.task_id} (Redis "
+                                    "restarted without its data?); waiting for it to be written again")
+            return done
+
+        return self.retry.run(what, checked, self.task_id)
 
 
 def run_task(
@@ -51,75 +70,79 @@ def run_task(
     attempt: int = 1,
     queue_owner: str = "",
     debug: bool = False,
+    retry_for: float = 60.0,
 ) -> Outcome:
     """Mark the task running, call ``call(update_progress)``, record how it ended.
 
     ``encode`` turns the return value into what the store keeps (it validates it, too);
     an exception from it fails the task with a clear message. A failed attempt with
-    attempts left is queued again, held by ``queue_owner``, instead of ending.
+    attempts left is queued again, held by ``queue_owner``, instead of ending. Every
+    write is retried for ``retry_for`` seconds while the store cannot take it.
     """
-    if not _retry(lambda: store.mark_running(task_id, time.time(), owner), task_id):
+    writes = _Writes(store, task_id, StoreRetry(retry_for))
+    started = time.time()  # the same in every try: a retry of an applied write succeeds
+    try:
+        running = writes("mark it running", lambda: store.mark_running(task_id, started, owner))
+    except StoreUnavailable as exc:  # its server records it lost once the store is back
+        return Outcome(None, unrecorded=f"it could not be started: {exc}")
+    if not running:
         log.info("task %s was not queued any more (cancelled, expired or taken); not run", task_id)
         return NOT_RUN
     control[RUNNING] = 1  # the limits count from now
     sink = store.progress_sink(task_id)
+    state, result, error = _call_task(task_id, call, encode, sink, control, policy, debug)
+    try:
+        writes("write its last progress", lambda: store.close_progress_sink(sink) or True)
+        retry = policy.next_attempt(state, attempt, error)
+        if retry is not None:
+            delay, note = retry
+            holder = queue_owner or owner
+            if writes("queue it again", lambda: store.requeue(task_id, attempt + 1, note, holder)):
+                log.info("task %s: %s", task_id, note)
+                return Outcome(TaskState.QUEUED, delay)
+        if state is not TaskState.SUCCEEDED:
+            error = attempts_note(error, attempt)
+        return Outcome(_record_end(writes, store, task_id, state, result, error, attempt))
+    except StoreUnavailable as exc:
+        return Outcome(state, unrecorded=f"its end ({state.value}) could not be recorded: {exc}")
+
+
+def _call_task(task_id: str, call: Callable[[UpdateProgress], Any], encode: Callable[[Any], Any],
+               sink: Any, control: Control, policy: TaskPolicy,
+               debug: bool) -> tuple[TaskState, Any, str]:
+    """Run the task's own code: the state it reached, its encoded result, its error."""
     update_progress = make_update_progress(sink, control, policy)
     token = enter_task(TaskContext(task_id, update_progress))
-    result = None
     try:
-        result = encode(call(update_progress))
-        state, error = TaskState.SUCCEEDED, ""
+        return TaskState.SUCCEEDED, encode(call(update_progress)), ""
     except TaskInterrupt as stop:
         state, error = describe_stop(stop, policy)
         # A cancel is a caller's wish, a limit the task's fault.
         level = logging.INFO if state is TaskState.CANCELLED else logging.WARNING
         log.log(level, "task %s stopped: %s", task_id, error)
+        return state, None, error
     except Exception as exc:  # a task's own error: recorded, never raised further
         log.error("task %s failed", task_id, exc_info=True)
-        state, error = TaskState.FAILED, describe_exception(exc)
+        error = describe_exception(exc)
         if debug:
             error += "\n" + traceback.format_exc()
+        return TaskState.FAILED, None, error
     finally:
         leave_task(token)
-    try:
-        store.close_progress_sink(sink)
-    except StoreUnavailable as exc:
-        log.warning("task %s: last progress not written: %s", task_id, exc)
-    retry = policy.next_attempt(state, attempt, error)
-    if retry is not None:
-        delay, note = retry
-        if _retry(lambda: store.requeue(task_id, attempt + 1, note, queue_owner or owner), task_id):
-            log.info("task %s: %s", task_id, note)
-            return Outcome(TaskState.QUEUED, delay)
-    if state is not TaskState.SUCCEEDED:
-        error = attempts_note(error, attempt)
-    return Outcome(_record_end(store, task_id, state, result, error, attempt))
 
 
-def _record_end(store: TaskStore, task_id: str, state: TaskState, result: Any, error: str,
-                attempt: int) -> TaskState:
+def _record_end(writes: _Writes, store: TaskStore, task_id: str, state: TaskState, result: Any,
+                error: str, attempt: int) -> TaskState:
+    """Write the end; a result the store refuses (too large, not JSON) fails the task."""
     try:
-        _retry(lambda: store.finish(task_id, state, time.time(), result=result, error=error,
-                                    attempt=attempt), task_id)
+        writes("record its end", lambda: store.finish(task_id, state, time.time(), result=result,
+                                                      error=error, attempt=attempt))
+        return state
+    except ResultTooLarge as exc:
+        message = str(exc)
     except (TypeError, ValueError) as exc:
-        state = TaskState.FAILED
         message = f"ResultNotStorable: the result cannot be stored as JSON ({exc})"
-        log.error("task %s: %s", task_id, message)
-        _retry(lambda: store.finish(task_id, state, time.time(), error=message, attempt=attempt), task_id)
-    return state
-
-
-def _retry(write: Callable[[], bool], task_id: str) -> bool:
-    """Run a store write, retrying while the store is unreachable (Redis restarting)."""
-    deadline = time.monotonic() + END_RETRY_SECONDS
-    pause = 0.1
-    while True:
-        try:
-            return write()
-        except StoreUnavailable as exc:
-            if time.monotonic() > deadline:
-                log.error("task %s: giving up on the store: %s", task_id, exc)
-                return False
-            log.warning("task %s: store unavailable, retrying: %s", task_id, exc)
-            time.sleep(pause)
-            pause = min(pause * 2, 2.0)
+    log.error("task %s: %s", task_id, message)
+    writes("record its end", lambda: store.finish(task_id, TaskState.FAILED, time.time(),
+                                                  error=message, attempt=attempt))
+    return TaskState.FAILED

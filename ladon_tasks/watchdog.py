@@ -2,7 +2,7 @@
 
 An executor keeps one :class:`Watch` per running task and calls :meth:`Watch.check` on
 every turn of its supervisor. The task and its watch share a *control*: a sequence of
-two integers, ``[stop, calls]``. The watch writes ``stop`` (a :class:`StopReason`), the
+few integers, ``[stop, calls, running, beat]``. The watch writes ``stop`` (a :class:`StopReason`), the
 task's ``update_progress`` reads it and raises the matching interrupt; ``update_progress``
 counts its ``calls``, which is how the watch tells a silent task from a busy one; the
 runner sets ``running`` once the task really started (a worker may first import its
@@ -12,6 +12,7 @@ in process mode shared memory seen by both processes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import MutableSequence
@@ -21,9 +22,15 @@ from ladon_tasks.options import TaskPolicy
 from ladon_tasks.task import TaskState
 
 Control = MutableSequence[int]
-#: Indexes into a control, and its length.
-STOP, CALLS, RUNNING = 0, 1, 2
-CONTROL_SIZE = 3
+#: Indexes into a control, and its length. ``BEAT`` is a worker process's last sign of
+#: life (:func:`monotonic_ms`), written by the worker, read by its server.
+STOP, CALLS, RUNNING, BEAT = 0, 1, 2, 3
+CONTROL_SIZE = 4
+
+
+def monotonic_ms() -> int:
+    """The system's monotonic clock in milliseconds, the same in every process."""
+    return time.monotonic_ns() // 1_000_000
 
 
 def new_control() -> Control:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -89,7 +90,7 @@ def _service_of(module: str) -> str:
 class RedisServer:
     """One redis-server process the tests can stop and start again on the same port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *options: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
@@ -98,11 +99,13 @@ class RedisServer:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
+        #: More redis-server options, after the defaults (so they win).
+        self.options = options
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-             "--save", "3600 1", "--appendonly", "no", "--protected-mode", "no"],
+             "--save", "3600 1", "--appendonly", "no", "--protected-mode", "no", *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)
@@ -115,6 +118,15 @@ class RedisServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def wipe(self) -> None:
+        """Delete what the stopped server kept on disk: its next start is empty."""
+        assert self.process is None, "stop the server first"
+        for path in self.workdir.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def stop(self, save: bool = True) -> None:
         """SIGTERM: Redis saves its data to disk (``--save``) and exits."""
@@ -130,6 +142,15 @@ class RedisServer:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop(save=False)
+
+
+@pytest.fixture(scope="module")
+def small_bulk_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server that takes no value over 1 MB (``proto-max-bulk-len``, its minimum)."""
+    server = RedisServer(tmp_path_factory.mktemp("bulk-redis"), "--proto-max-bulk-len", "1mb")
     server.start()
     yield server
     server.stop(save=False)
@@ -207,12 +228,15 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[..., TaskSto
     """``make_store(result_ttl=...)``: a fresh store of the backend under test."""
     made: list[TaskStore] = []
 
-    def make(result_ttl: float = 3600.0, tombstone_ttl: float = 86400.0, **redis_options: Any) -> TaskStore:
+    def make(result_ttl: float = 3600.0, tombstone_ttl: float = 86400.0,
+             max_result_bytes: int = 64 * 1024 * 1024, **redis_options: Any) -> TaskStore:
         if request.param == "memory":
-            store: TaskStore = MemoryStore(result_ttl=result_ttl, tombstone_ttl=tombstone_ttl)
+            store: TaskStore = MemoryStore(result_ttl=result_ttl, tombstone_ttl=tombstone_ttl,
+                                           max_result_bytes=max_result_bytes)
         else:
             url = request.getfixturevalue("redis_url")
-            store = RedisStore(url, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl, **redis_options)
+            store = RedisStore(url, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl,
+                               max_result_bytes=max_result_bytes, **redis_options)
             for owner in OWNERS:
                 store.register_owner(owner, 3600)
         made.append(store)
@@ -226,3 +250,33 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[..., TaskSto
 @pytest.fixture
 def store(make_store: Callable[..., TaskStore]) -> TaskStore:
     return make_store()
+
+
+# -- logs ---------------------------------------------------------------------------------
+
+
+class Collect(logging.Handler):
+    """Keeps every record it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def collect_logs() -> Iterator[Callable[[str], Collect]]:
+    attached: list[tuple[logging.Logger, Collect]] = []
+
+    def attach(name: str) -> Collect:
+        handler = Collect()
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        attached.append((logger, handler))
+        return handler
+
+    yield attach
+    for logger, handler in attached:
+        logger.removeHandler(handler)

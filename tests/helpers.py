@@ -38,3 +38,10 @@ def jsonwsp_result(base_url: str, service: str, method: str, **args: Any) -> Any
     answer = jsonwsp(base_url, service, method, **args)
     assert answer.get("type") == "jsonwsp/response", answer
     return answer["result"]
+
+
+def fault_detail(answer: dict) -> str:
+    """The detail (the error's name) of a JSON-WSP fault; fails the test on a response."""
+    assert answer.get("type") == "jsonwsp/fault", answer
+    detail = answer["fault"]["detail"]
+    return "".join(detail) if isinstance(detail, list) else detail

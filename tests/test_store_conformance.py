@@ -11,7 +11,7 @@ import redis
 from conftest import OWNER, free_port  # noqa: E402
 from helpers import wait_until
 
-from ladon_tasks import StoreUnavailable, TaskRecord, TaskState
+from ladon_tasks import ResultTooLarge, StoreUnavailable, TaskRecord, TaskState
 from ladon_tasks.ids import new_task_id
 from ladon_tasks.stores.base import TaskStore
 from ladon_tasks.stores.redis import RedisStore, iter_task_keys
@@ -76,7 +76,11 @@ def test_mark_running_only_from_queued(store):
     assert got.started == pytest.approx(started, abs=1e-6)
     assert got.progress == 0.0
     assert got.owner == "worker:2"
-    # Not again, and not after the end.
+    # The very same call again succeeds (a write retried after its reply was lost) ...
+    assert store.mark_running(record.task_id, started, "worker:2")
+    assert store.get(record.task_id).started == pytest.approx(started, abs=1e-6)
+    # ... but no other start, and none after the end.
+    assert not store.mark_running(record.task_id, started + 1, "worker:2")
     assert not store.mark_running(record.task_id, time.time(), "worker:3")
     assert store.get(record.task_id).owner == "worker:2"
     assert store.finish(record.task_id, TaskState.SUCCEEDED, time.time(), result=1)
@@ -250,6 +254,22 @@ def test_many_tasks_do_not_mix(store):
             assert got.state is TaskState.RUNNING and got.progress == index / 20.0
 
 
+def test_a_result_over_max_result_bytes_is_refused_and_the_task_still_runs(make_store):
+    store = make_store(max_result_bytes=1000)
+    record = running(store)
+    for value in ("x" * 1000, ["y" * 10] * 100, {"k": "z" * 999}):
+        with pytest.raises(ResultTooLarge, match=r"^ResultTooLarge: .*\(max_result_bytes\)$"):
+            store.finish(record.task_id, TaskState.SUCCEEDED, time.time(), result=value)
+        got = store.get(record.task_id)
+        assert got.state is TaskState.RUNNING and got.result is None
+    # The task can still end: failed, with the refusal as its error, or with a smaller result.
+    assert store.finish(record.task_id, TaskState.FAILED, time.time(), error="ResultTooLarge: ...")
+    assert store.get(record.task_id).state is TaskState.FAILED
+    small = running(store)
+    assert store.finish(small.task_id, TaskState.SUCCEEDED, time.time(), result="x" * 900)
+    assert store.get_result(small.task_id) == "x" * 900
+
+
 # -- RedisStore only ------------------------------------------------------------------------
 
 
@@ -323,7 +343,9 @@ def test_a_result_json_cannot_hold_is_refused_not_stored(redis_store):
 
 
 def test_running_task_without_heartbeats_reads_lost(redis_store, redis_url):
-    record = running(redis_store)
+    # Its server process is gone (never registered) and its worker sends no heartbeat.
+    record = queued(redis_store)
+    assert redis_store.mark_running(record.task_id, time.time(), "gone:99")
     assert redis_store.get(record.task_id).state is TaskState.RUNNING
     got = wait_until(lambda: (r := redis_store.get(record.task_id)).state is TaskState.LOST and r,
                      timeout=10, message="the silent task to read lost")
@@ -337,6 +359,16 @@ def test_running_task_without_heartbeats_reads_lost(redis_store, redis_url):
         assert "heartbeat" in other.get(record.task_id).error
     finally:
         other.close()
+
+
+def test_a_live_server_keeps_its_running_task_alive_without_heartbeats(redis_store):
+    # The server process answers for its workers (it sees them die): heartbeats that stop
+    # while it is registered mean its worker cannot reach Redis, not that it is dead.
+    record = running(redis_store)
+    began = time.monotonic()
+    wait_until(lambda: time.monotonic() - began > 4 * redis_store.lost_after
+               and redis_store.get(record.task_id), message="four times lost_after")
+    assert redis_store.get(record.task_id).state is TaskState.RUNNING
 
 
 def test_heartbeats_keep_a_running_task_alive(redis_store):

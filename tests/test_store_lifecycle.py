@@ -175,7 +175,10 @@ def test_requeue_queues_a_running_task_as_its_next_attempt(store):
     assert got.heartbeat == 0.0 and got.touched == 0.0
     assert got.cancel_requested == 0.0
     assert got.duration == 0.0
-    # The same attempt is not queued twice.
+    # The same call again succeeds and changes nothing (a retried write) ...
+    assert store.requeue(record.task_id, 2, note, RETRIER)
+    assert store.get(record.task_id) == got
+    # ... but the same attempt is not queued twice by another owner.
     assert not store.requeue(record.task_id, 2, "again", OWNER)
     assert store.get(record.task_id).owner == RETRIER
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ladon_tasks.exceptions import (
     InvalidTaskId,
     LadonTasksError,
+    QueueFull,
     ResultNotReady,
     ShuttingDown,
     StoreUnavailable,
@@ -74,6 +75,10 @@ class ShuttingDownFault(ServiceFault, ShuttingDown):
     """The service is stopping and accepts no new task."""
 
 
+class QueueFullFault(ServiceFault, QueueFull):
+    """The server process holds ``max_queued`` waiting tasks: start again later."""
+
+
 def _task_error(message: str, prefix: str) -> str:
     """The task's own error in a fault message ``"<prefix><error>"``."""
     return message[len(prefix):] if message.startswith(prefix) else message
@@ -121,6 +126,7 @@ FAULT_TYPES: dict[str, type[ServiceFault]] = {
     "ResultNotReady": ResultNotReadyFault,
     "StoreUnavailable": StoreUnavailableFault,
     "ShuttingDown": ShuttingDownFault,
+    "QueueFull": QueueFullFault,
     "TaskFailed": TaskFailedFault,
     "TaskLost": TaskLostFault,
     "TaskCancelled": TaskCancelledFault,

@@ -24,6 +24,10 @@ class Executor(ABC):
     def unadmit(self) -> None:
         """Give back a reservation whose task could not be recorded."""
 
+    def abandon(self, task_id: str, error: str) -> None:
+        """Record ``task_id`` lost with ``error`` once the store takes it: its creation
+        failed, but may have been written with its reply lost."""
+
     @abstractmethod
     def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None,
                record: TaskRecord | None = None) -> None:

@@ -20,7 +20,8 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ladon_tasks.exceptions import ShuttingDown, StoreUnavailable
+from ladon_tasks.config import TaskConfig
+from ladon_tasks.exceptions import QueueFull, ShuttingDown, StoreUnavailable
 from ladon_tasks.executors.base import Executor
 from ladon_tasks.options import TaskPolicy
 from ladon_tasks.runner import Outcome, attempts_note
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two turns of an idle supervisor (nothing running, nothing delayed).
 IDLE_TURN = 1.0
+#: Ends of abandoned starts kept at most while the store is away.
+MAX_PENDING_ENDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,14 @@ class Slot:
 class SlotPool(Executor):
     """The queue, the slots and the supervisor; subclasses make and feed the workers."""
 
-    def __init__(self, store: TaskStore, size: int, turn: float, name: str) -> None:
+    def __init__(self, store: TaskStore, size: int, turn: float, name: str,
+                 max_queued: int = TaskConfig.max_queued) -> None:
         self.store = store
         self.size = size
+        #: Tasks waiting for a slot beyond which :meth:`admit` refuses a new start.
+        self.max_queued = max_queued
+        #: Starts admitted but not submitted yet (their record is being written).
+        self._reserved = 0
         #: Seconds between two supervisor turns while tasks run, and while none does.
         self.turn = turn
         self.idle_turn = IDLE_TURN
@@ -75,6 +83,9 @@ class SlotPool(Executor):
         #: Tasks queued again while the pool was stopping: they will not run here.
         self._unrun: list[str] = []
         self._supervisor: threading.Thread | None = None
+        #: Ends this pool must record but the store would not take yet (it was away):
+        #: tried again on every supervisor turn until it does.
+        self._pending_ends: list[tuple[Job, TaskState, str]] = []
 
     # -- what subclasses provide ------------------------------------------------------
 
@@ -107,10 +118,48 @@ class SlotPool(Executor):
 
     # -- the queue --------------------------------------------------------------------
 
+    def admit(self) -> None:
+        """Reserve room for one new task, or raise QueueFull (ShuttingDown once stopping).
+
+        Admission counts the tasks that would wait for a slot once every reservation is
+        submitted: the queue, plus the reservations the free slots cannot take. Delayed
+        retries do not count while they wait for their time: they were admitted once
+        already, they hold no place in the queue until then, and counting them would let
+        a burst of failures with a long backoff refuse every new start meanwhile. Once due
+        they join the queue and count like any waiting task; a retry itself is never
+        refused, so the queue may pass ``max_queued`` by the retries that came due.
+        """
+        with self._lock:
+            if self._closed:
+                raise ShuttingDown(f"the {self.name} is stopping and takes no new task")
+            waiting = self._waiting()
+            if waiting >= self.max_queued:
+                raise QueueFull(
+                    f"this server process already holds {waiting} tasks waiting for a slot "
+                    f"(max_queued={self.max_queued}): try again later, or raise max_queued")
+            self._reserved += 1
+
+    def unadmit(self) -> None:
+        """Give back a reservation whose task could not be recorded."""
+        with self._lock:
+            self._reserved = max(0, self._reserved - 1)
+
+    def _waiting(self) -> int:
+        """Tasks waiting for a slot once every reservation is submitted (lock held)."""
+        return len(self._queue) + max(0, self._reserved - self._free_slots())
+
+    def _free_slots(self) -> int:
+        """Slots a submit made now would find free (lock held): none while tasks wait,
+        as every submit, end and turn dispatches the queue as far as the slots go."""
+        return 0 if self._queue else max(0, self.size - len(self._busy))
+
     def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None,
                record: TaskRecord | None = None) -> None:
         policy = policy or TaskPolicy()
         with self._lock:
+            # Takes the reservation of admit(), if any: a submit without one (a retry
+            # path, a test) is never refused.
+            self._reserved = max(0, self._reserved - 1)
             if self._closed:
                 raise ShuttingDown(f"the {self.name} is stopping and takes no new task")
             was_quiet = not self._busy and not self._delayed
@@ -149,6 +198,8 @@ class SlotPool(Executor):
                 return  # ended by force meanwhile: the slot was replaced
             del self._busy[job.task_id]
             slot.job = slot.watch = None
+            if outcome.unrecorded:
+                self._pending_ends.append((job, TaskState.LOST, f"TaskLost: {outcome.unrecorded}"))
             if outcome.retry_in is not None:
                 self._delay(replace(job, attempt=job.attempt + 1), outcome.retry_in)
             self._idle.append(slot)
@@ -202,12 +253,14 @@ class SlotPool(Executor):
             self._dispatch()
             running = list(self._busy.items())
         self._on_turn(now)
+        if self._pending_ends:
+            self._record_pending_ends()
         if not running:
             return
         try:
             cancels = self.store.cancel_requests([task_id for task_id, _ in running])
-        except StoreUnavailable as exc:
-            log.warning("cannot read cancel requests: %s", exc)
+        except StoreUnavailable as exc:  # the store logged the outage once; not every turn
+            log.debug("cannot read cancel requests: %s", exc)
             cancels = set()
         for task_id, slot in running:
             watch = slot.watch
@@ -225,21 +278,49 @@ class SlotPool(Executor):
         self.end_or_retry(job, state, error, owner)
 
     def end_or_retry(self, job: Job, state: TaskState, error: str, owner: str) -> None:
-        """End a task its worker could not end itself, or queue it again."""
-        retry = job.policy.next_attempt(state, job.attempt, error)
+        """End a task its worker could not end itself, or queue it again; while the
+        store is away, the end waits in this pool and is written on a later turn."""
         try:
-            if retry is not None:
-                delay, note = retry
-                if self.store.requeue(job.task_id, job.attempt + 1, note, owner):
-                    log.info("task %s: %s", job.task_id, note)
-                    with self._lock:
-                        self._delay(replace(job, attempt=job.attempt + 1), delay)
-                    return
-            self.store.finish(job.task_id, state, time.time(), error=attempts_note(error, job.attempt),
-                              attempt=job.attempt)
+            self._end_or_retry(job, state, error, owner)
         except StoreUnavailable as exc:
-            # Its heartbeats have stopped: the task is found lost once Redis is back.
-            log.error("task %s: could not record its end (%s): %s", job.task_id, error, exc)
+            log.warning("task %s: its end (%s) waits until the store is back: %s", job.task_id,
+                        error, exc)
+            with self._lock:
+                self._pending_ends.append((job, state, error))
+
+    def _end_or_retry(self, job: Job, state: TaskState, error: str, owner: str) -> None:
+        retry = job.policy.next_attempt(state, job.attempt, error)
+        if retry is not None:
+            delay, note = retry
+            if self.store.requeue(job.task_id, job.attempt + 1, note, owner):
+                log.info("task %s: %s", job.task_id, note)
+                with self._lock:
+                    self._delay(replace(job, attempt=job.attempt + 1), delay)
+                return
+        self.store.finish(job.task_id, state, time.time(), error=attempts_note(error, job.attempt),
+                          attempt=job.attempt)
+
+    def abandon(self, task_id: str, error: str) -> None:
+        with self._lock:
+            if len(self._pending_ends) >= MAX_PENDING_ENDS:
+                log.error("task %s: too many ends wait for the store (%d); this one is dropped: %s",
+                          task_id, len(self._pending_ends), error)
+                return
+            self._pending_ends.append((Job(task_id, None, TaskPolicy()), TaskState.LOST, error))
+            self._ensure_supervisor()
+
+    def _record_pending_ends(self) -> None:
+        """Write the ends the store would not take before, oldest first, until it fails."""
+        with self._lock:
+            pending, self._pending_ends = self._pending_ends, []
+        for index, (job, state, error) in enumerate(pending):
+            try:
+                self._end_or_retry(job, state, error, self.owner)
+            except StoreUnavailable:
+                with self._lock:
+                    self._pending_ends[:0] = pending[index:]
+                return
+            log.info("task %s: its end (%s) is recorded now", job.task_id, error)
 
     # -- stopping ---------------------------------------------------------------------
 

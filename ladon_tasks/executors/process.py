@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 import weakref
+from dataclasses import replace
 from multiprocessing import connection
 from typing import Any
 
@@ -32,8 +33,8 @@ from ladon_tasks.executors import worker
 from ladon_tasks.executors.pool import IDLE_TURN, Job, Slot, SlotPool
 from ladon_tasks.runner import Outcome
 from ladon_tasks.stores.redis import RedisStore
-from ladon_tasks.task import TaskState
-from ladon_tasks.watchdog import CONTROL_SIZE, RUNNING, STOP, Control, StopReason
+from ladon_tasks.task import TaskRecord, TaskState
+from ladon_tasks.watchdog import BEAT, CONTROL_SIZE, RUNNING, STOP, Control, StopReason, monotonic_ms
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class ProcessExecutor(SlotPool):
     """``processes`` worker processes, one pipe each; task state goes through Redis."""
 
     def __init__(self, store: RedisStore, config: TaskConfig, start_method: str = "forkserver") -> None:
-        super().__init__(store, config.processes, config.progress_interval, "worker pool")
+        super().__init__(store, config.processes, config.progress_interval, "worker pool",
+                         config.max_queued)
         self.redis_store = store
         self.config = config
         self.start_method = start_method
@@ -77,17 +79,54 @@ class ProcessExecutor(SlotPool):
         self._log_handler: MultiProcessingHandler | None = None
         self._wake_read = self._wake_write = -1
         self._last_beat = 0.0
+        self._registered_once = False
+        self._registration_failed = False
 
     # -- starting ---------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Start the workers and register the owner key before the first task is recorded."""
+        """Start the workers and register the owner key before the first task is recorded
+        (and again before the next one, if the last registration could not be written)."""
         if self._pid == os.getpid():
+            if self._registration_failed:
+                self._register()
             return
         with self._lock:
             if self._pid != os.getpid():
                 self._start()
-        self.redis_store.register_owner(self.owner, self.config.lost_after)
+        self._register()
+
+    def _register(self) -> None:
+        """Tell Redis this server process is alive; if its registration had lapsed (an
+        outage longer than ``lost_after``, or Redis restarted without its data), write
+        again the records of its tasks that Redis lost."""
+        try:
+            was_registered = self.redis_store.register_owner(self.owner, self.config.lost_after)
+        except StoreUnavailable:
+            self._registration_failed = True
+            raise
+        self._registration_failed = False
+        if not was_registered and self._registered_once:
+            log.warning("the registration of this server process (%s) had lapsed in Redis; "
+                        "checking that Redis still holds its tasks", self.owner)
+            self._restore_records()
+        self._registered_once = True
+
+    def _restore_records(self) -> None:
+        """Write again every record of a task this process holds that Redis lost."""
+        now = time.time()
+        with self._lock:
+            waiting = [*self._queue, *(job for _, _, job in self._delayed)]
+            records = [_as_held(job, TaskState.QUEUED, now) for job in waiting if job.record]
+            for slot in self._busy.values():
+                job = slot.job
+                if job is not None and job.record is not None:
+                    running = isinstance(slot, WorkerSlot) and slot.control[RUNNING]
+                    records.append(_as_held(job, TaskState.RUNNING if running else TaskState.QUEUED, now))
+        written = self.redis_store.restore(records)
+        if written:
+            log.warning("Redis had lost the records of %d task(s) held by this server process "
+                        "(restarted without its data?): they are written again", written)
 
     def _start(self) -> None:
         context = multiprocessing.get_context(self.start_method)
@@ -179,29 +218,52 @@ class ProcessExecutor(SlotPool):
                 pass  # already awake
 
     def _on_turn(self, now: float) -> None:
-        if now - self._last_beat < self.config.heartbeat_interval / 2:
+        self._end_unresponsive_workers()
+        # While Redis is away, every turn tries again: the registration is back (and
+        # lost records written again) as soon as Redis answers.
+        if not self._registration_failed and now - self._last_beat < self.config.heartbeat_interval / 2:
             return
         self._last_beat = now
         try:
-            self.redis_store.register_owner(self.owner, self.config.lost_after)
-        except StoreUnavailable as exc:
-            log.warning("owner heartbeat not written: %s", exc)
+            self._register()
+        except StoreUnavailable:
+            pass  # the store logged the outage; the next turn tries again
+
+    def _end_unresponsive_workers(self) -> None:
+        """Kill a worker whose task runs but which gave no sign of life (its shared beat)
+        for ``lost_after``: a C call holding the GIL, a stopped process. Read without
+        Redis, so an outage of Redis never makes a live worker look dead."""
+        limit = int(self.config.lost_after * 1000)
+        now = monotonic_ms()
+        with self._lock:
+            silent = [slot for slot in self._busy.values() if isinstance(slot, WorkerSlot)
+                      and slot.control[RUNNING] and now - slot.control[BEAT] > limit]
+        for slot in silent:
+            silence = (now - slot.control[BEAT]) / 1000
+            log.error("worker process %d gave no sign of life for %.0f s: killing it",
+                      slot.process.pid, silence)
+            _kill(slot)
+            _wait_gone(slot)
+            self._worker_died(slot, f"TaskLost: its worker process {slot.process.pid} gave no sign of "
+                                    f"life for {silence:.0f} s (lost_after) and was killed")
 
     # -- what workers report ----------------------------------------------------------
 
     def _receive(self, slot: WorkerSlot) -> bool:
         """Read what a worker answered; False if its pipe ended (the worker is gone)."""
         try:
-            task_id, state, retry_in = slot.conn.recv()
+            task_id, state, retry_in, unrecorded = slot.conn.recv()
         except (EOFError, OSError):
             return False
         job = slot.job
         if job is not None and job.task_id == task_id:
-            self._finished(slot, job, Outcome(None if state is None else TaskState(state), retry_in))
+            self._finished(slot, job, Outcome(None if state is None else TaskState(state), retry_in,
+                                              unrecorded))
         return True
 
-    def _worker_died(self, slot: WorkerSlot) -> None:
-        """A worker exited: record its task's end (or a retry) and start another."""
+    def _worker_died(self, slot: WorkerSlot, cause: str = "") -> None:
+        """A worker exited: record its task's end (or a retry) and start another.
+        ``cause`` is the recorded error if the pool itself ended the worker."""
         with self._lock:
             if slot not in self._slots:
                 return  # handled already, or the pool is stopping
@@ -216,8 +278,8 @@ class ProcessExecutor(SlotPool):
             if watch.reason is not None:
                 self.record_forced_end(job, watch, self.owner)
             else:
-                error = (f"TaskLost: its worker process {slot.process.pid} died "
-                         f"({_exit_reason(slot.process.exitcode)})")
+                error = cause or (f"TaskLost: its worker process {slot.process.pid} died "
+                                  f"({_exit_reason(slot.process.exitcode)})")
                 log.error("task %s: %s", job.task_id, error)
                 self.end_or_retry(job, TaskState.LOST, error, self.owner)
         with self._lock:
@@ -230,7 +292,8 @@ class ProcessExecutor(SlotPool):
     def _cancel_asked(self, task_id: str) -> bool:
         try:
             return bool(self.store.cancel_requests([task_id]))
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            log.warning("task %s: cannot read whether it was cancelled; taken as not: %s", task_id, exc)
             return False
 
     def _end_by_force(self, slot: Slot) -> None:
@@ -293,6 +356,14 @@ class ProcessExecutor(SlotPool):
             slot.process.join(0.1)
             slot.conn.close()
         self._wake()
+
+
+def _as_held(job: Job, state: TaskState, now: float) -> TaskRecord:
+    """The record of a task as this process holds it, to write again."""
+    assert job.record is not None
+    running = state is TaskState.RUNNING
+    return replace(job.record, state=state, attempt=job.attempt, progress=0.0, error="",
+                   started=now if running else 0.0, heartbeat=now if running else 0.0, touched=0.0)
 
 
 def _kill(slot: WorkerSlot) -> None:

@@ -1,7 +1,7 @@
 """The worker-process side of multiprocessing mode.
 
 A worker reads :class:`WorkOrder` s from its own pipe, one at a time, runs each and
-answers ``(task_id, state, retry_in)`` on the same pipe. A job is a JSON-able dict:
+answers ``(task_id, state, retry_in, unrecorded)`` on the same pipe. A job is a JSON-able dict:
 ``entry`` (``"module:function"``) and ``payload``. The worker imports ``entry`` and calls
 it with the payload; it returns the pair ``(call, encode)`` that
 :func:`~ladon_tasks.runner.run_task` needs. The engine thus knows nothing of Ladon: the
@@ -25,7 +25,7 @@ from ladon_tasks.options import TaskPolicy
 from ladon_tasks.progress import get_current_task
 from ladon_tasks.runner import Outcome, run_task
 from ladon_tasks.stores.redis import RedisStore
-from ladon_tasks.watchdog import Control
+from ladon_tasks.watchdog import BEAT, Control, monotonic_ms
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,12 @@ class QueueSender(logging.Handler):
 
 _store: RedisStore | None = None
 _settings: WorkerSettings | None = None
-_owner = ""
 
 
 def worker_main(settings: WorkerSettings, conn: Any, control: Control, log_queue: Any) -> None:
     """A worker process: run the orders that come through ``conn`` until it closes."""
     init_worker(settings, log_queue)
+    beat_locally(control, settings.config.heartbeat_interval)
     while True:
         try:
             order = conn.recv()
@@ -104,14 +104,14 @@ def worker_main(settings: WorkerSettings, conn: Any, control: Control, log_queue
         outcome = run_order(order, control)
         state = None if outcome.state is None else outcome.state.value
         try:
-            conn.send((order.task_id, state, outcome.retry_in))
+            conn.send((order.task_id, state, outcome.retry_in, outcome.unrecorded))
         except (BrokenPipeError, OSError):
             return
 
 
 def init_worker(settings: WorkerSettings, log_queue: Any) -> None:
     """Paths, logging to the server, and this process's Redis store."""
-    global _store, _settings, _owner
+    global _store, _settings
     # Ctrl-C in a development server, and a SIGTERM to the process group (systemd,
     # timeout), reach every worker too: the server decides when workers stop, and ends
     # them by SIGKILL once its grace period is over.
@@ -131,10 +131,23 @@ def init_worker(settings: WorkerSettings, log_queue: Any) -> None:
     config = settings.config
     _settings = settings
     _store = RedisStore.from_config(config)
-    _owner = f"{os.uname().nodename}:{os.getpid()}"
     if settings.server_pid:
         threading.Thread(target=_exit_when_orphaned, args=(settings.server_pid, config.heartbeat_interval),
                          name="ladon-tasks-watchdog", daemon=True).start()
+
+
+def beat_locally(control: Control, interval: float) -> None:
+    """Write this process's sign of life into its control every ``interval`` s, from a
+    thread: the server reads it without Redis, so a worker cut off from Redis is still
+    seen alive, and one that stopped answering (a C call holding the GIL) is not."""
+    control[BEAT] = monotonic_ms()
+
+    def beat() -> None:
+        while True:
+            time.sleep(interval)
+            control[BEAT] = monotonic_ms()
+
+    threading.Thread(target=beat, name="ladon-tasks-beat", daemon=True).start()
 
 
 def _exit_when_orphaned(server_pid: int, interval: float) -> None:
@@ -172,5 +185,10 @@ def run_order(order: WorkOrder, control: Control) -> Outcome:
         def encode(value: Any) -> Any:
             return value
 
-    return run_task(_store, order.task_id, _owner, call, encode, control=control, policy=order.policy,
-                    attempt=order.attempt, queue_owner=_settings.queue_owner, debug=_settings.config.debug)
+    # The record names the server process, not this worker: the server answers for the
+    # worker's life (it sees the worker die), so a reader finds a task lost only once its
+    # server is gone too, never because this worker could not reach Redis for a while.
+    config = _settings.config
+    return run_task(_store, order.task_id, _settings.queue_owner, call, encode, control=control,
+                    policy=order.policy, attempt=order.attempt, queue_owner=_settings.queue_owner,
+                    debug=config.debug, retry_for=config.store_retry_for)

@@ -30,7 +30,9 @@ class TaskStore(ABC):
 
     @abstractmethod
     def mark_running(self, task_id: str, started: float, owner: str) -> bool:
-        """Move a queued task to running, with progress 0.0 and a first heartbeat."""
+        """Move a queued task to running, with progress 0.0 and a first heartbeat. The
+        same call again (same ``started`` and ``owner``) succeeds too: a write retried
+        after its reply was lost must not read as refused."""
 
     @abstractmethod
     def set_progress(self, task_id: str, progress: float, heartbeat: float) -> bool:
@@ -56,7 +58,8 @@ class TaskStore(ABC):
     def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
         """Queue a running (or lost) attempt ``attempt - 1`` again as attempt ``attempt``,
         held by ``owner``; ``note`` (why the last attempt failed) goes in ``error``. Refused
-        (False) for an ended task, another attempt, and a task a caller asked to cancel."""
+        (False) for an ended task, another attempt, and a task a caller asked to cancel; the
+        same call again succeeds (a retried write)."""
 
     @abstractmethod
     def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
@@ -93,8 +96,20 @@ class TaskStore(ABC):
     def close_progress_sink(self, sink: ProgressSink) -> None:
         """Flush what ``sink`` holds back; called before the task's end is recorded."""
 
-    def register_owner(self, owner: str, ttl: float) -> None:
-        """Tell that a server process holding queued tasks is alive (no-op in memory)."""
+    def knows(self, task_id: str) -> bool:
+        """True if the store holds a record or a tombstone of ``task_id``: false for a
+        live task only if the store lost its data."""
+        return self.get(task_id) is not None or self.tombstone(task_id) is not None
+
+    def register_owner(self, owner: str, ttl: float) -> bool:
+        """Tell that a server process holding tasks is alive; True if it was registered
+        already (False: first time, or the registration lapsed or was lost)."""
+        return True
+
+    def restore(self, records: list[TaskRecord]) -> int:
+        """Write again the records of live tasks the store lost (neither record nor
+        tombstone); returns how many it wrote. A store that cannot lose data has none."""
+        return 0
 
     def ping(self) -> None:
         """Raise StoreUnavailable if the store cannot be reached."""

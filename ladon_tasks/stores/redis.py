@@ -43,12 +43,29 @@ T = TypeVar("T")
 
 _FIELDS = ("method", "state", "progress", "created", "started", "finished", "error", "owner",
            "heartbeat", "attempt", "cancel_requested", "touched", "max_silence", "dismissed")
-#: A read takes the result too: it is there only once the task succeeded, and then kept.
-_READ_FIELDS = (*_FIELDS, "result")
 _DISMISSED_AT = _FIELDS.index("dismissed")
 _FINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
-#: Tasks that ended whose record each server process keeps, to answer polls without Redis.
+#: Tasks that ended whose record each server process keeps, to answer polls without Redis,
+#: and the bytes of their results it keeps with them at most.
 ENDED_CACHE_SIZE = 10_000
+ENDED_CACHE_BYTES = 64 * 1024 * 1024
+#: A result larger than this is never kept in the copy; it is read from Redis each time.
+ENDED_CACHE_LARGEST = 1024 * 1024
+#: What an ended task's copy holds instead of a result it has not read (or will not keep).
+_NOT_READ = object()
+#: Redis's own limit on one value (``proto-max-bulk-len``) when CONFIG cannot be read.
+DEFAULT_BULK_LIMIT = 512 * 1024 * 1024
+_SMALLEST_BULK_LIMIT = 1024 * 1024
+#: Room left in a bulk string for the rest of the write that carries a result.
+_BULK_MARGIN = 64 * 1024
+#: Errors of a Redis that is there but cannot take writes for now (loading its data, a
+#: replica after a failover, out of memory, a failed snapshot, a busy script): retried
+#: as an unreachable one.
+_TRANSIENT_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+                     redis.exceptions.TryAgainError, redis.exceptions.MasterDownError,
+                     redis.exceptions.ClusterDownError)
+_TRANSIENT_PREFIXES = ("OOM", "MISCONF", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN",
+                       "NOREPLICAS", "BUSY", "CLUSTERDOWN")
 #: Seconds a server process answers an ended task from its own copy before it asks Redis
 #: again, while it is not subscribed to dismissals (see redis_dismissals): how long a
 #: dismissal made through another process may then go unseen here.
@@ -73,6 +90,7 @@ class RedisStore(TaskStore):
         heartbeat_interval: float = 1.0,
         lost_after: float = 10.0,
         tombstone_ttl: float = 86400.0,
+        max_result_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.url = url
         self.key_prefix = key_prefix
@@ -82,6 +100,13 @@ class RedisStore(TaskStore):
         self.progress_interval = progress_interval
         self.heartbeat_interval = heartbeat_interval
         self.lost_after = lost_after
+        self.max_result_bytes = int(max_result_bytes)
+        self._bulk_limit: int | None = None
+        #: Monotonic times of the first failure of the current outage (None: none now)
+        #: and of the latest failure: no task is found lost for ``lost_after`` after that.
+        self._failing_since: float | None = None
+        self._last_failure = -float("inf")
+        self._uptime_checked = (-float("inf"), 0.0)
         self._pid = -1
         self._client: redis.Redis | None = None
         self._scripts: dict[str, Any] = {}
@@ -89,7 +114,8 @@ class RedisStore(TaskStore):
         self._sinks_lock = threading.Lock()
         self._reporter: threading.Thread | None = None
         self._stop_reporter = threading.Event()
-        self._ended: dict[str, tuple[TaskRecord, str | None, float]] = {}
+        self._ended: dict[str, tuple[TaskRecord, Any, float]] = {}
+        self._ended_bytes = 0
         self._ended_lock = threading.Lock()
         self.dismissal_channel = f"{key_prefix}:{DISMISSED_CHANNEL}"
         self._dismissals = DismissalListener(url, self.dismissal_channel, self._forget_ended,
@@ -106,6 +132,7 @@ class RedisStore(TaskStore):
             heartbeat_interval=config.heartbeat_interval,
             lost_after=config.lost_after,
             tombstone_ttl=config.tombstone_ttl,
+            max_result_bytes=config.max_result_bytes,
         )
 
     # -- connection -------------------------------------------------------------------
@@ -137,10 +164,48 @@ class RedisStore(TaskStore):
         return [self.key(TASK_KEY, task_id), self.key(GONE_KEY, task_id)]
 
     def _call(self, what: str, operation: Callable[[], T]) -> T:
+        """Run one Redis operation; an outage (or a Redis that cannot write for now) is
+        StoreUnavailable, and the start and end of each outage are logged once."""
         try:
-            return operation()
+            value = operation()
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"Redis at {_safe_url(self.url)} is unreachable ({what}): {exc}") from exc
+            raise self._unavailable(what, exc, "is unreachable") from exc
+        except redis.ResponseError as exc:
+            if not (isinstance(exc, _TRANSIENT_ERRORS) or str(exc).startswith(_TRANSIENT_PREFIXES)):
+                raise
+            raise self._unavailable(what, exc, f"cannot write now ({type(exc).__name__})") from exc
+        if self._failing_since is not None:
+            self._recovered()
+        return value
+
+    def _unavailable(self, what: str, exc: Exception, how: str) -> StoreUnavailable:
+        now = time.monotonic()
+        self._last_failure = now
+        if self._failing_since is None:
+            self._failing_since = now
+            log.warning("Redis at %s %s (%s): %s", _safe_url(self.url), how, what, exc)
+        return StoreUnavailable(f"Redis at {_safe_url(self.url)} {how} ({what}): {exc}")
+
+    def _recovered(self) -> None:
+        since, self._failing_since = self._failing_since, None
+        if since is not None:
+            log.warning("Redis at %s answers again after %.1f s", _safe_url(self.url),
+                        time.monotonic() - since)
+
+    def _disrupted_recently(self) -> bool:
+        """True within ``lost_after`` of an outage: silence then proves no death. Either
+        this process failed to reach Redis, or Redis itself (re)started lately."""
+        now = time.monotonic()
+        if now - self._last_failure < self.lost_after:
+            return True
+        checked_at, uptime = self._uptime_checked
+        if now - checked_at > 1.0:
+            uptime = float(self._call("read uptime", lambda: self.client.info("server"))
+                           .get("uptime_in_seconds", 0))
+            self._uptime_checked = (now, uptime)
+        else:
+            uptime += now - checked_at
+        return uptime < self.lost_after
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         client = self.client
@@ -152,25 +217,9 @@ class RedisStore(TaskStore):
     # -- TaskStore --------------------------------------------------------------------
 
     def create(self, record: TaskRecord) -> None:
-        mapping = {
-            "method": record.method,
-            "state": record.state.value,
-            "progress": repr(record.progress),
-            "created": repr(record.created),
-            "started": "0",
-            "finished": "0",
-            "error": "",
-            "owner": record.owner,
-            "heartbeat": "0",
-            "attempt": str(record.attempt),
-            "cancel_requested": "0",
-            "touched": "0",
-            "max_silence": repr(float(record.max_silence)),
-            "dismissed": "0",
-        }
         key = self.key(TASK_KEY, record.task_id)
         args: list[Any] = [self.live_ttl]
-        for name, value in mapping.items():
+        for name, value in _mapping(record).items():
             args += (name, value)
         self._call("create task", lambda: self._script("create", [key], args))
 
@@ -182,57 +231,78 @@ class RedisStore(TaskStore):
         # before it has any (a copy made before that lasts ENDED_CACHE_SECONDS only).
         self._dismissals.ensure_started()
         key = self.key(TASK_KEY, task_id)
-        values = self._call("read task", lambda: self.client.hmget(key, _READ_FIELDS))
+        values = self._call("read task", lambda: self.client.hmget(key, _FIELDS))
         if values[1] is None or values[_DISMISSED_AT] == "1":
             return None
-        record = self._detect_lost(_record_from_fields(task_id, values[:-1]))
+        record = self._detect_lost(_record_from_fields(task_id, values))
         if record is not None and record.state in _FINAL:
-            self._remember_ended(record, values[-1])
+            self._remember_ended(record, _NOT_READ)
         return record
 
     def tombstone(self, task_id: str) -> Gone | None:
         why = self._call("read tombstone", lambda: self.client.get(self.key(GONE_KEY, task_id)))
         return None if why is None else Gone(why)
 
-    def _ended_entry(self, task_id: str) -> tuple[TaskRecord, str | None, float] | None:
+    def _ended_entry(self, task_id: str) -> tuple[TaskRecord, Any, float] | None:
         """This process's copy of a task that ended for good, while it is fresh."""
         entry = self._ended.get(task_id)
         if entry is not None and entry[2] <= time.time():
-            self._ended.pop(task_id, None)
+            self._forget_ended(task_id)
             return None
         return entry
 
-    def _remember_ended(self, record: TaskRecord, raw_result: str | None) -> None:
+    def _remember_ended(self, record: TaskRecord, raw_result: Any) -> None:
         # Succeeded, failed and cancelled tasks never change again (only 'lost' may still
         # yield to its worker's real outcome), so polls after the end need no Redis round
         # trip. Another process may dismiss the task: the copy lasts while we hear of that.
         fresh_until = record.finished + self.result_ttl
         if not self._dismissals.live:
             fresh_until = min(fresh_until, time.time() + ENDED_CACHE_SECONDS)
+        if isinstance(raw_result, str) and len(raw_result) > ENDED_CACHE_LARGEST:
+            raw_result = _NOT_READ
+        size = len(raw_result) if isinstance(raw_result, str) else 0
         with self._ended_lock:
-            while len(self._ended) >= ENDED_CACHE_SIZE:
-                self._ended.pop(next(iter(self._ended)))
+            self._drop_ended(record.task_id)
+            while self._ended and (len(self._ended) >= ENDED_CACHE_SIZE
+                                   or self._ended_bytes + size > ENDED_CACHE_BYTES):
+                self._drop_ended(next(iter(self._ended)))
             self._ended[record.task_id] = (record, raw_result, fresh_until)
+            self._ended_bytes += size
+
+    def _drop_ended(self, task_id: str) -> None:
+        """Forget one copy (called with the lock held)."""
+        entry = self._ended.pop(task_id, None)
+        if entry is not None and isinstance(entry[1], str):
+            self._ended_bytes -= len(entry[1])
 
     def _forget_ended(self, task_id: str) -> None:
         with self._ended_lock:
-            self._ended.pop(task_id, None)
+            self._drop_ended(task_id)
 
     def _forget_all_ended(self) -> None:
         with self._ended_lock:
             self._ended.clear()
+            self._ended_bytes = 0
 
     def _detect_lost(self, record: TaskRecord) -> TaskRecord | None:
-        """The record, recorded lost first if its worker or owner has gone silent."""
+        """The record, recorded lost first if the server process holding it is gone.
+
+        A live server answers for its tasks itself (it sees its workers die), so a task
+        is lost only once its server's registration has lapsed, and, for a running one,
+        its worker's heartbeats have stopped too; never within ``lost_after`` of an outage
+        of Redis, when a live server may not have registered again yet.
+        """
         now = time.time()
-        if record.state is TaskState.RUNNING and now - record.heartbeat > self.lost_after:
-            error = (f"TaskLost: the worker process stopped sending heartbeats "
-                     f"{now - record.heartbeat:.0f} s ago (killed or crashed)")
-        elif record.state is TaskState.QUEUED and record.owner and not self._call(
-            "read owner", lambda: self.client.exists(self.key(OWNER_KEY, record.owner))
-        ):
+        if record.state is TaskState.RUNNING:
+            if now - record.heartbeat <= self.lost_after:
+                return record
+            error = (f"TaskLost: the server process running it stopped, and its worker sent "
+                     f"no heartbeat for {now - record.heartbeat:.0f} s (killed or crashed)")
+        elif record.state is TaskState.QUEUED:
             error = "TaskLost: the server process that queued this task stopped before it started"
         else:
+            return record
+        if not record.owner or self._owner_alive(record.owner) or self._disrupted_recently():
             return record
         if not self.finish(record.task_id, TaskState.LOST, now, error=error):
             return self.get(record.task_id)  # its worker recorded the end meanwhile
@@ -263,6 +333,7 @@ class RedisStore(TaskStore):
         encoded = ""
         if state is TaskState.SUCCEEDED:
             encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
+            self._check_size(len(encoded))
         return bool(self._call("record end", lambda: self._script(
             "finish", self._keys(task_id),
             [state.value, repr(finished), error, self.result_ttl, encoded, self.tombstone_ttl,
@@ -296,17 +367,58 @@ class RedisStore(TaskStore):
         asked = self._call("read cancel requests", lambda: self._run("cancel_requests", keys, []))
         return {task_ids[int(index) - 1] for index in asked}
 
+    def _check_size(self, size: int) -> None:
+        """Raise ResultTooLarge for a result over max_result_bytes or Redis's own limit
+        (read once; Redis allows no limit below 1 MB, so smaller results need no read)."""
+        if size <= self.max_result_bytes and size <= _SMALLEST_BULK_LIMIT - _BULK_MARGIN:
+            return
+        from ladon_tasks.sizes import too_large
+
+        if size > self.max_result_bytes:
+            raise too_large(size, self.max_result_bytes)
+        if self._bulk_limit is None:
+            self._bulk_limit = self._read_bulk_limit()
+        if size > self._bulk_limit - _BULK_MARGIN:
+            raise too_large(size, self._bulk_limit - _BULK_MARGIN, "Redis's proto-max-bulk-len")
+
+    def _read_bulk_limit(self) -> int:
+        """Redis's proto-max-bulk-len; the default where CONFIG is not allowed."""
+        try:
+            answer = self._call("read limits", lambda: self.client.config_get("proto-max-bulk-len"))
+            return int(answer.get("proto-max-bulk-len", DEFAULT_BULK_LIMIT))
+        except redis.ResponseError:  # CONFIG renamed or forbidden (managed Redis)
+            log.info("cannot read Redis's proto-max-bulk-len; assuming %d", DEFAULT_BULK_LIMIT)
+            return DEFAULT_BULK_LIMIT
+
     def get_result(self, task_id: str) -> Any:
         ended = self._ended_entry(task_id)
-        if ended is not None:
-            raw = ended[1]
-        else:
+        raw = _NOT_READ if ended is None else ended[1]
+        if raw is _NOT_READ:
             raw = self._call("read result", lambda: self.client.hget(self.key(TASK_KEY, task_id), "result"))
+            if ended is not None and raw is not None:
+                self._remember_ended(ended[0], raw)
         return None if raw is None else json.loads(raw)
 
-    def register_owner(self, owner: str, ttl: float) -> None:
+    def _owner_alive(self, owner: str) -> bool:
+        return bool(self._call("read owner", lambda: self.client.exists(self.key(OWNER_KEY, owner))))
+
+    def register_owner(self, owner: str, ttl: float) -> bool:
         key = self.key(OWNER_KEY, owner)
-        self._call("register owner", lambda: self.client.set(key, str(os.getpid()), px=int(ttl * 1000)))
+        before = self._call("register owner", lambda: self.client.set(
+            key, str(os.getpid()), px=int(ttl * 1000), get=True))
+        return before is not None
+
+    def restore(self, records: list[TaskRecord]) -> int:
+        return sum(self._restore_one(record) for record in records)
+
+    def _restore_one(self, record: TaskRecord) -> int:
+        args: list[Any] = [self.live_ttl]
+        for name, value in _mapping(record).items():
+            args += (name, value)
+        return self._call("restore task", lambda: self._script("restore", self._keys(record.task_id), args))
+
+    def knows(self, task_id: str) -> bool:
+        return bool(self._call("read task", lambda: self.client.exists(*self._keys(task_id))))
 
     def ping(self) -> None:
         self._call("ping", self.client.ping)
@@ -339,11 +451,16 @@ class RedisStore(TaskStore):
         return sink
 
     def close_progress_sink(self, sink: ProgressSink) -> None:
+        # The cell stays registered (and heartbeats go on) until its last value is
+        # written: a caller that retries this loses nothing.
         task_id: str = sink.task_id  # type: ignore[attr-defined]
-        with self._sinks_lock:
-            cell = self._sinks.pop(task_id, None)
-        if cell is not None and cell[1] != cell[2]:
+        cell: list = sink.cell  # type: ignore[attr-defined]
+        calls = cell[1]
+        if calls != cell[2]:
             self.set_progress(task_id, cell[0], time.time())
+            cell[2] = calls
+        with self._sinks_lock:
+            self._sinks.pop(task_id, None)
 
     def _ensure_reporter(self) -> None:
         if self._reporter is not None and self._reporter.is_alive():
@@ -369,8 +486,28 @@ class RedisStore(TaskStore):
                 if now - last_beat >= self.heartbeat_interval:
                     self.heartbeat(running, now)
                     last_beat = now
-            except StoreUnavailable as exc:
-                log.warning("progress and heartbeats not written, will retry: %s", exc)
+            except StoreUnavailable:
+                pass  # _call logged the outage; the values stay unwritten until Redis is back
+
+
+def _mapping(record: TaskRecord) -> dict[str, str]:
+    """The hash fields of ``record`` (a new task's, or one written again)."""
+    return {
+        "method": record.method,
+        "state": record.state.value,
+        "progress": repr(float(record.progress)),
+        "created": repr(float(record.created)),
+        "started": repr(float(record.started)) if record.started else "0",
+        "finished": "0",
+        "error": record.error,
+        "owner": record.owner,
+        "heartbeat": repr(float(record.heartbeat)) if record.heartbeat else "0",
+        "attempt": str(record.attempt),
+        "cancel_requested": "0",
+        "touched": repr(float(record.touched)) if record.touched else "0",
+        "max_silence": repr(float(record.max_silence)),
+        "dismissed": "0",
+    }
 
 
 def _record_from_fields(task_id: str, values: list[str | None]) -> TaskRecord:

@@ -13,8 +13,21 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
+# ARGV: live_ttl field value...: the record of a live task written again, only if the
+# store has neither it nor its tombstone (it lost its data).
+_RESTORE = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+# ARGV: started owner live_ttl. Idempotent: a retry whose first try was applied (its reply
+# lost to a Redis that went away) finds the same start by the same owner, and succeeds.
 _MARK_RUNNING = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'running' and redis.call('HGET', KEYS[1], 'owner') == ARGV[2]
+   and redis.call('HGET', KEYS[1], 'started') == ARGV[1] then return 1 end
+if state ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'heartbeat', ARGV[1],
            'owner', ARGV[2], 'progress', '0.0', 'touched', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -62,8 +75,11 @@ end_task(ARGV[1], ARGV[2], ARGV[3], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]
 return 1
 """
 # ARGV: attempt note owner live_ttl. A lost task lives again: its live TTL back, no tombstone.
+# Idempotent, as _MARK_RUNNING: the same attempt already queued by the same owner succeeds.
 _REQUEUE = """
 local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' and redis.call('HGET', KEYS[1], 'attempt') == ARGV[1]
+   and redis.call('HGET', KEYS[1], 'owner') == ARGV[3] then return 1 end
 if state ~= 'running' and state ~= 'lost' then return 0 end
 if redis.call('HGET', KEYS[1], 'cancel_requested') ~= '0' then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'attempt')) ~= tonumber(ARGV[1]) - 1 then return 0 end
@@ -114,6 +130,8 @@ for i, key in ipairs(KEYS) do
 end
 return asked
 """
-SCRIPTS = {"create": _CREATE, "mark_running": _MARK_RUNNING, "progress": _PROGRESS,
-            "heartbeat": _HEARTBEAT, "finish": _FINISH, "requeue": _REQUEUE, "cancel": _CANCEL,
-            "dismiss": _DISMISS, "cancel_requests": _CANCEL_REQUESTS}
+SCRIPTS = {
+    "create": _CREATE, "restore": _RESTORE, "mark_running": _MARK_RUNNING, "progress": _PROGRESS,
+    "heartbeat": _HEARTBEAT, "finish": _FINISH, "requeue": _REQUEUE, "cancel": _CANCEL,
+    "dismiss": _DISMISS, "cancel_requests": _CANCEL_REQUESTS,
+}
