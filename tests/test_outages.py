@@ -295,3 +295,33 @@ def test_a_killed_server_has_its_tasks_found_lost(outage_redis, reader, tmp_path
     lost = wait_until(both_lost, timeout=15, message="both tasks to read lost")
     assert "server process running it stopped" in lost[0].error
     assert "stopped before it started" in lost[1].error
+
+
+def test_a_start_whose_reply_was_lost_leaves_no_task_queued_for_ever(outage_redis, reader, monkeypatch):
+    # Redis wrote the new record, then went away before answering: the caller was told
+    # StoreUnavailable, so the task must not stay queued with nobody to run it.
+    from ladon_tasks import TaskConfig, TaskEngine
+    from ladon_tasks.exceptions import StoreUnavailable
+
+    engine = TaskEngine(TaskConfig(mode="process", redis_url=outage_redis.url, processes=1,
+                                   heartbeat_interval=0.2, lost_after=1.0))
+    try:
+        store = engine.store()
+        created: list[str] = []
+        write = store.create
+
+        def create_then_fail(record: Any) -> None:
+            write(record)
+            created.append(record.task_id)
+            raise StoreUnavailable("Redis went away before it answered (test)")
+
+        monkeypatch.setattr(store, "create", create_then_fail)
+        with pytest.raises(StoreUnavailable):
+            engine.start("OutageService.square", {"entry": "unused:never_run", "payload": {}})
+        (task_id,) = created
+        other = reader()
+        final = wait_until(lambda: (r := other.get(task_id)) and r.state is TaskState.LOST and r,
+                           timeout=10, message="the abandoned start to be recorded lost")
+        assert "the start was refused (StoreUnavailable)" in final.error
+    finally:
+        engine.shutdown(grace_period=1)
