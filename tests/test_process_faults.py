@@ -135,7 +135,7 @@ def test_redis_down_at_start_gives_a_fault_and_recovers(process_app, redis_serve
     # (a copy made before that lasts a second): wait for such a copy.
     store = app.engine.store()
     wait_until(lambda: store._dismissals.live and client.progress("busy", before)
-               and (entry := store._ended_entry(before)) is not None and entry[2] > time.time() + 60,
+               and (entry := store.ended.entry(before)) is not None and entry[2] > time.time() + 60,
                message="a lasting copy of the ended task")
     before_result = client.call("busy_result", task_id=before)["result"]
     assert list(redis_client.scan_iter(match=TASK_KEYS)) == [f"ladon_tasks:task:{before}"]

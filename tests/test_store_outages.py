@@ -16,7 +16,7 @@ from helpers import wait_until
 from ladon_tasks.exceptions import ResultTooLarge, StoreUnavailable
 from ladon_tasks.ids import new_task_id
 from ladon_tasks.store_retry import StoreRetry
-from ladon_tasks.stores import redis as redis_module
+from ladon_tasks.stores import redis_ended
 from ladon_tasks.stores.redis import RedisStore
 from ladon_tasks.task import TaskRecord, TaskState
 
@@ -186,16 +186,16 @@ def test_progress_of_an_ended_task_never_reads_its_result(store, raw):
 
 
 def test_copies_of_ended_tasks_are_bounded_in_bytes(store, monkeypatch):
-    monkeypatch.setattr(redis_module, "ENDED_CACHE_BYTES", 100_000)
-    monkeypatch.setattr(redis_module, "ENDED_CACHE_LARGEST", 40_000)
+    monkeypatch.setattr(redis_ended, "ENDED_CACHE_BYTES", 100_000)
+    monkeypatch.setattr(redis_ended, "ENDED_CACHE_LARGEST", 40_000)
     ids = [_ended(store, "y" * 30_000) for _ in range(6)]
     big = _ended(store, "z" * 60_000)
     for task_id in [*ids, big]:
         assert store.get(task_id).state is TaskState.SUCCEEDED
         assert len(store.get_result(task_id)) in (30_000, 60_000)
-    held = {task_id: entry[1] for task_id, entry in store._ended.items()}
-    assert store._ended_bytes == sum(len(v) for v in held.values() if isinstance(v, str))
-    assert store._ended_bytes <= 100_000
+    held = store.ended.results()
+    assert store.ended.result_bytes == sum(len(v) for v in held.values() if isinstance(v, str))
+    assert store.ended.result_bytes <= 100_000
     assert not isinstance(held.get(big), str)  # too large to keep: read from Redis each time
     assert store.get_result(big) == "z" * 60_000
 

@@ -30,6 +30,7 @@ from multiprocessing_logging import MultiProcessingHandler
 from ladon_tasks.config import TaskConfig
 from ladon_tasks.exceptions import StoreUnavailable
 from ladon_tasks.executors import worker
+from ladon_tasks.executors.owner import OwnerRegistration
 from ladon_tasks.executors.pool import IDLE_TURN, Job, Slot, SlotPool
 from ladon_tasks.runner import Outcome
 from ladon_tasks.stores.redis import RedisStore
@@ -78,9 +79,8 @@ class ProcessExecutor(SlotPool):
         self._settings: worker.WorkerSettings | None = None
         self._log_handler: MultiProcessingHandler | None = None
         self._wake_read = self._wake_write = -1
-        self._last_beat = 0.0
-        self._registered_once = False
-        self._registration_failed = False
+        self.registration = OwnerRegistration(store, self.owner, config.lost_after,
+                                              config.heartbeat_interval / 2, self._held_records)
 
     # -- starting ---------------------------------------------------------------------
 
@@ -88,32 +88,16 @@ class ProcessExecutor(SlotPool):
         """Start the workers and register the owner key before the first task is recorded
         (and again before the next one, if the last registration could not be written)."""
         if self._pid == os.getpid():
-            if self._registration_failed:
-                self._register()
+            if self.registration.failed:
+                self.registration.register()
             return
         with self._lock:
             if self._pid != os.getpid():
                 self._start()
-        self._register()
+        self.registration.register()
 
-    def _register(self) -> None:
-        """Tell Redis this server process is alive; if its registration had lapsed (an
-        outage longer than ``lost_after``, or Redis restarted without its data), write
-        again the records of its tasks that Redis lost."""
-        try:
-            was_registered = self.redis_store.register_owner(self.owner, self.config.lost_after)
-        except StoreUnavailable:
-            self._registration_failed = True
-            raise
-        self._registration_failed = False
-        if not was_registered and self._registered_once:
-            log.warning("the registration of this server process (%s) had lapsed in Redis; "
-                        "checking that Redis still holds its tasks", self.owner)
-            self._restore_records()
-        self._registered_once = True
-
-    def _restore_records(self) -> None:
-        """Write again every record of a task this process holds that Redis lost."""
+    def _held_records(self) -> list[TaskRecord]:
+        """The record of every task this process holds, as it stands here (to write again)."""
         now = time.time()
         with self._lock:
             waiting = [*self._queue, *(job for _, _, job in self._delayed)]
@@ -123,10 +107,7 @@ class ProcessExecutor(SlotPool):
                 if job is not None and job.record is not None:
                     running = isinstance(slot, WorkerSlot) and slot.control[RUNNING]
                     records.append(_as_held(job, TaskState.RUNNING if running else TaskState.QUEUED, now))
-        written = self.redis_store.restore(records)
-        if written:
-            log.warning("Redis had lost the records of %d task(s) held by this server process "
-                        "(restarted without its data?): they are written again", written)
+        return records
 
     def _start(self) -> None:
         context = multiprocessing.get_context(self.start_method)
@@ -219,15 +200,7 @@ class ProcessExecutor(SlotPool):
 
     def _on_turn(self, now: float) -> None:
         self._end_unresponsive_workers()
-        # While Redis is away, every turn tries again: the registration is back (and
-        # lost records written again) as soon as Redis answers.
-        if not self._registration_failed and now - self._last_beat < self.config.heartbeat_interval / 2:
-            return
-        self._last_beat = now
-        try:
-            self._register()
-        except StoreUnavailable:
-            pass  # the store logged the outage; the next turn tries again
+        self.registration.beat(now)
 
     def _end_unresponsive_workers(self) -> None:
         """Kill a worker whose task runs but which gave no sign of life (its shared beat)

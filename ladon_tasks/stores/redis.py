@@ -14,7 +14,8 @@ Key layout (every key has a TTL):
     A pub/sub channel, not a key: the id of every task dismissed, so that each server
     process drops its own copy of that ended task.
 ``{prefix}:owner:{owner}``
-    Present while the server process that queued tasks is alive (TTL ``lost_after``).
+    Present while the server process that holds tasks (the ``owner`` of their records) is
+    alive (TTL ``lost_after``).
 
 Values are JSON or plain numbers and strings, never pickles.
 """
@@ -35,41 +36,25 @@ from ladon_tasks.constants import DEFAULT_KEY_PREFIX, DISMISSED_CHANNEL, GONE_KE
 from ladon_tasks.exceptions import StoreUnavailable
 from ladon_tasks.stores.base import ProgressSink, TaskStore
 from ladon_tasks.stores.redis_dismissals import DismissalListener
-from ladon_tasks.stores.redis_scripts import SCRIPTS
+from ladon_tasks.stores.redis_ended import NOT_READ, EndedCopies
+from ladon_tasks.stores.redis_fields import DISMISSED_AT, FIELDS, record_fields, record_from_fields
+from ladon_tasks.stores.redis_link import RedisLink
 from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_FIELDS = ("method", "state", "progress", "created", "started", "finished", "error", "owner",
-           "heartbeat", "attempt", "cancel_requested", "touched", "max_silence", "dismissed")
-_DISMISSED_AT = _FIELDS.index("dismissed")
 _FINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
-#: Tasks that ended whose record each server process keeps, to answer polls without Redis,
-#: and the bytes of their results it keeps with them at most.
-ENDED_CACHE_SIZE = 10_000
-ENDED_CACHE_BYTES = 64 * 1024 * 1024
-#: A result larger than this is never kept in the copy; it is read from Redis each time.
-ENDED_CACHE_LARGEST = 1024 * 1024
-#: What an ended task's copy holds instead of a result it has not read (or will not keep).
-_NOT_READ = object()
 #: Redis's own limit on one value (``proto-max-bulk-len``) when CONFIG cannot be read.
 DEFAULT_BULK_LIMIT = 512 * 1024 * 1024
 _SMALLEST_BULK_LIMIT = 1024 * 1024
 #: Room left in a bulk string for the rest of the write that carries a result.
 _BULK_MARGIN = 64 * 1024
-#: Errors of a Redis that is there but cannot take writes for now (loading its data, a
-#: replica after a failover, out of memory, a failed snapshot, a busy script): retried
-#: as an unreachable one.
-_TRANSIENT_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
-                     redis.exceptions.TryAgainError, redis.exceptions.MasterDownError,
-                     redis.exceptions.ClusterDownError)
-_TRANSIENT_PREFIXES = ("OOM", "MISCONF", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN",
-                       "NOREPLICAS", "BUSY", "CLUSTERDOWN")
 #: Seconds a server process answers an ended task from its own copy before it asks Redis
 #: again, while it is not subscribed to dismissals (see redis_dismissals): how long a
 #: dismissal made through another process may then go unseen here.
 ENDED_CACHE_SECONDS = 1.0
+
 
 class RedisStore(TaskStore):
     """Task records in Redis hashes, with coalesced progress writes and heartbeats.
@@ -102,24 +87,16 @@ class RedisStore(TaskStore):
         self.lost_after = lost_after
         self.max_result_bytes = int(max_result_bytes)
         self._bulk_limit: int | None = None
-        #: Monotonic times of the first failure of the current outage (None: none now)
-        #: and of the latest failure: no task is found lost for ``lost_after`` after that.
-        self._failing_since: float | None = None
-        self._last_failure = -float("inf")
-        self._uptime_checked = (-float("inf"), 0.0)
-        self._pid = -1
-        self._client: redis.Redis | None = None
-        self._scripts: dict[str, Any] = {}
+        self.link = RedisLink(url)
         self._sinks: dict[str, list] = {}
         self._sinks_lock = threading.Lock()
         self._reporter: threading.Thread | None = None
         self._stop_reporter = threading.Event()
-        self._ended: dict[str, tuple[TaskRecord, Any, float]] = {}
-        self._ended_bytes = 0
-        self._ended_lock = threading.Lock()
+        #: Copies of ended tasks, dropped when another process dismisses one.
+        self.ended = EndedCopies()
         self.dismissal_channel = f"{key_prefix}:{DISMISSED_CHANNEL}"
-        self._dismissals = DismissalListener(url, self.dismissal_channel, self._forget_ended,
-                                             self._forget_all_ended)
+        self._dismissals = DismissalListener(url, self.dismissal_channel, self.ended.forget,
+                                             self.ended.forget_all)
 
     @classmethod
     def from_config(cls, config: Any, url: str | None = None) -> RedisStore:
@@ -140,20 +117,7 @@ class RedisStore(TaskStore):
     @property
     def client(self) -> redis.Redis:
         """This process's client; a new one (and pool) after a fork."""
-        pid = os.getpid()
-        if self._client is None or self._pid != pid:
-            client = redis.Redis.from_url(
-                self.url,
-                decode_responses=True,
-                socket_timeout=5,
-                socket_connect_timeout=2,
-                health_check_interval=30,
-            )
-            self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
-            self._client, self._pid = client, pid
-            if self._reporter is not None and not self._reporter.is_alive():
-                self._reporter = None
-        return self._client
+        return self.link.client
 
     def key(self, kind: str, name: str) -> str:
         """The one place Redis key names are built."""
@@ -164,52 +128,10 @@ class RedisStore(TaskStore):
         return [self.key(TASK_KEY, task_id), self.key(GONE_KEY, task_id)]
 
     def _call(self, what: str, operation: Callable[[], T]) -> T:
-        """Run one Redis operation; an outage (or a Redis that cannot write for now) is
-        StoreUnavailable, and the start and end of each outage are logged once."""
-        try:
-            value = operation()
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise self._unavailable(what, exc, "is unreachable") from exc
-        except redis.ResponseError as exc:
-            if not (isinstance(exc, _TRANSIENT_ERRORS) or str(exc).startswith(_TRANSIENT_PREFIXES)):
-                raise
-            raise self._unavailable(what, exc, f"cannot write now ({type(exc).__name__})") from exc
-        if self._failing_since is not None:
-            self._recovered()
-        return value
-
-    def _unavailable(self, what: str, exc: Exception, how: str) -> StoreUnavailable:
-        now = time.monotonic()
-        self._last_failure = now
-        if self._failing_since is None:
-            self._failing_since = now
-            log.warning("Redis at %s %s (%s): %s", _safe_url(self.url), how, what, exc)
-        return StoreUnavailable(f"Redis at {_safe_url(self.url)} {how} ({what}): {exc}")
-
-    def _recovered(self) -> None:
-        since, self._failing_since = self._failing_since, None
-        if since is not None:
-            log.warning("Redis at %s answers again after %.1f s", _safe_url(self.url),
-                        time.monotonic() - since)
-
-    def _disrupted_recently(self) -> bool:
-        """True within ``lost_after`` of an outage: silence then proves no death. Either
-        this process failed to reach Redis, or Redis itself (re)started lately."""
-        now = time.monotonic()
-        if now - self._last_failure < self.lost_after:
-            return True
-        checked_at, uptime = self._uptime_checked
-        if now - checked_at > 1.0:
-            uptime = float(self._call("read uptime", lambda: self.client.info("server"))
-                           .get("uptime_in_seconds", 0))
-            self._uptime_checked = (now, uptime)
-        else:
-            uptime += now - checked_at
-        return uptime < self.lost_after
+        return self.link.call(what, operation)
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        client = self.client
-        return self._scripts[name](keys=keys, args=args, client=client)
+        return self.link.script(name, keys, args)
 
     def _script(self, name: str, keys: list[str], args: list[Any]) -> int:
         return int(self._run(name, keys, args))
@@ -219,37 +141,29 @@ class RedisStore(TaskStore):
     def create(self, record: TaskRecord) -> None:
         key = self.key(TASK_KEY, record.task_id)
         args: list[Any] = [self.live_ttl]
-        for name, value in _mapping(record).items():
+        for name, value in record_fields(record).items():
             args += (name, value)
         self._call("create task", lambda: self._script("create", [key], args))
 
     def get(self, task_id: str) -> TaskRecord | None:
-        ended = self._ended_entry(task_id)
+        ended = self.ended.entry(task_id)
         if ended is not None:
             return replace(ended[0])
         # A process that reads tasks will keep copies of ended ones: hear of dismissals
         # before it has any (a copy made before that lasts ENDED_CACHE_SECONDS only).
         self._dismissals.ensure_started()
         key = self.key(TASK_KEY, task_id)
-        values = self._call("read task", lambda: self.client.hmget(key, _FIELDS))
-        if values[1] is None or values[_DISMISSED_AT] == "1":
+        values = self._call("read task", lambda: self.client.hmget(key, FIELDS))
+        if values[1] is None or values[DISMISSED_AT] == "1":
             return None
-        record = self._detect_lost(_record_from_fields(task_id, values))
+        record = self._detect_lost(record_from_fields(task_id, values))
         if record is not None and record.state in _FINAL:
-            self._remember_ended(record, _NOT_READ)
+            self._remember_ended(record, NOT_READ)
         return record
 
     def tombstone(self, task_id: str) -> Gone | None:
         why = self._call("read tombstone", lambda: self.client.get(self.key(GONE_KEY, task_id)))
         return None if why is None else Gone(why)
-
-    def _ended_entry(self, task_id: str) -> tuple[TaskRecord, Any, float] | None:
-        """This process's copy of a task that ended for good, while it is fresh."""
-        entry = self._ended.get(task_id)
-        if entry is not None and entry[2] <= time.time():
-            self._forget_ended(task_id)
-            return None
-        return entry
 
     def _remember_ended(self, record: TaskRecord, raw_result: Any) -> None:
         # Succeeded, failed and cancelled tasks never change again (only 'lost' may still
@@ -258,31 +172,7 @@ class RedisStore(TaskStore):
         fresh_until = record.finished + self.result_ttl
         if not self._dismissals.live:
             fresh_until = min(fresh_until, time.time() + ENDED_CACHE_SECONDS)
-        if isinstance(raw_result, str) and len(raw_result) > ENDED_CACHE_LARGEST:
-            raw_result = _NOT_READ
-        size = len(raw_result) if isinstance(raw_result, str) else 0
-        with self._ended_lock:
-            self._drop_ended(record.task_id)
-            while self._ended and (len(self._ended) >= ENDED_CACHE_SIZE
-                                   or self._ended_bytes + size > ENDED_CACHE_BYTES):
-                self._drop_ended(next(iter(self._ended)))
-            self._ended[record.task_id] = (record, raw_result, fresh_until)
-            self._ended_bytes += size
-
-    def _drop_ended(self, task_id: str) -> None:
-        """Forget one copy (called with the lock held)."""
-        entry = self._ended.pop(task_id, None)
-        if entry is not None and isinstance(entry[1], str):
-            self._ended_bytes -= len(entry[1])
-
-    def _forget_ended(self, task_id: str) -> None:
-        with self._ended_lock:
-            self._drop_ended(task_id)
-
-    def _forget_all_ended(self) -> None:
-        with self._ended_lock:
-            self._ended.clear()
-            self._ended_bytes = 0
+        self.ended.keep(record, raw_result, fresh_until)
 
     def _detect_lost(self, record: TaskRecord) -> TaskRecord | None:
         """The record, recorded lost first if the server process holding it is gone.
@@ -302,7 +192,7 @@ class RedisStore(TaskStore):
             error = "TaskLost: the server process that queued this task stopped before it started"
         else:
             return record
-        if not record.owner or self._owner_alive(record.owner) or self._disrupted_recently():
+        if not record.owner or self._owner_alive(record.owner) or self.link.disrupted_within(self.lost_after):
             return record
         if not self.finish(record.task_id, TaskState.LOST, now, error=error):
             return self.get(record.task_id)  # its worker recorded the end meanwhile
@@ -348,17 +238,17 @@ class RedisStore(TaskStore):
 
     def dismiss(self, task_id: str, now: float) -> TaskRecord | None:
         record = self._control("dismiss", task_id, now)
-        self._forget_ended(task_id)
+        self.ended.forget(task_id)
         return record
 
     def _control(self, name: str, task_id: str, now: float) -> TaskRecord | None:
         """Run the cancel or dismiss script; the record it answers, or None if gone."""
-        args = [repr(now), self.result_ttl, self.tombstone_ttl, CANCELLED_QUEUED, task_id, *_FIELDS]
+        args = [repr(now), self.result_ttl, self.tombstone_ttl, CANCELLED_QUEUED, task_id, *FIELDS]
         keys = [*self._keys(task_id), self.dismissal_channel]
         values = self._call(name, lambda: self._run(name, keys, args))
         if not values or values[1] is None:
             return None
-        return _record_from_fields(task_id, values)
+        return record_from_fields(task_id, values)
 
     def cancel_requests(self, task_ids: list[str]) -> set[str]:
         if not task_ids:
@@ -391,9 +281,9 @@ class RedisStore(TaskStore):
             return DEFAULT_BULK_LIMIT
 
     def get_result(self, task_id: str) -> Any:
-        ended = self._ended_entry(task_id)
-        raw = _NOT_READ if ended is None else ended[1]
-        if raw is _NOT_READ:
+        ended = self.ended.entry(task_id)
+        raw = NOT_READ if ended is None else ended[1]
+        if raw is NOT_READ:
             raw = self._call("read result", lambda: self.client.hget(self.key(TASK_KEY, task_id), "result"))
             if ended is not None and raw is not None:
                 self._remember_ended(ended[0], raw)
@@ -413,7 +303,7 @@ class RedisStore(TaskStore):
 
     def _restore_one(self, record: TaskRecord) -> int:
         args: list[Any] = [self.live_ttl]
-        for name, value in _mapping(record).items():
+        for name, value in record_fields(record).items():
             args += (name, value)
         return self._call("restore task", lambda: self._script("restore", self._keys(record.task_id), args))
 
@@ -428,9 +318,7 @@ class RedisStore(TaskStore):
         self._stop_reporter.set()
         if self._reporter is not None:
             self._reporter.join(timeout=5)
-        if self._client is not None and self._pid == os.getpid():
-            self._client.close()
-        self._client = None
+        self.link.close()
 
     # -- coalesced progress -----------------------------------------------------------
 
@@ -488,56 +376,6 @@ class RedisStore(TaskStore):
                     last_beat = now
             except StoreUnavailable:
                 pass  # _call logged the outage; the values stay unwritten until Redis is back
-
-
-def _mapping(record: TaskRecord) -> dict[str, str]:
-    """The hash fields of ``record`` (a new task's, or one written again)."""
-    return {
-        "method": record.method,
-        "state": record.state.value,
-        "progress": repr(float(record.progress)),
-        "created": repr(float(record.created)),
-        "started": repr(float(record.started)) if record.started else "0",
-        "finished": "0",
-        "error": record.error,
-        "owner": record.owner,
-        "heartbeat": repr(float(record.heartbeat)) if record.heartbeat else "0",
-        "attempt": str(record.attempt),
-        "cancel_requested": "0",
-        "touched": repr(float(record.touched)) if record.touched else "0",
-        "max_silence": repr(float(record.max_silence)),
-        "dismissed": "0",
-    }
-
-
-def _record_from_fields(task_id: str, values: list[str | None]) -> TaskRecord:
-    fields = dict(zip(_FIELDS, values, strict=False))
-    return TaskRecord(
-        task_id=task_id,
-        method=fields["method"] or "",
-        state=TaskState(fields["state"]),
-        progress=float(fields["progress"] or 0.0),
-        created=float(fields["created"] or 0.0),
-        started=float(fields["started"] or 0.0),
-        finished=float(fields["finished"] or 0.0),
-        error=fields["error"] or "",
-        owner=fields["owner"] or "",
-        heartbeat=float(fields["heartbeat"] or 0.0),
-        attempt=int(fields.get("attempt") or 1),
-        cancel_requested=float(fields.get("cancel_requested") or 0.0),
-        touched=float(fields.get("touched") or 0.0),
-        max_silence=float(fields.get("max_silence") or 0.0),
-    )
-
-
-def _safe_url(url: str) -> str:
-    """The URL with any password hidden, for messages."""
-    from urllib.parse import urlparse
-
-    parts = urlparse(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
 
 
 def iter_task_keys(store: RedisStore) -> Iterator[str]:

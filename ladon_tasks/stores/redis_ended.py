@@ -1,0 +1,76 @@
+"""The copies of ended tasks a server process keeps, to answer polls without Redis.
+
+Succeeded, failed and cancelled tasks never change again, so after the first read a
+poll needs no round trip. The copies are bounded by count and by the bytes of the
+results they hold; a large result is never kept, and a copy made by a ``_progress``
+holds no result at all (it is read, and kept if small, by the first ``_result``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ladon_tasks.task import TaskRecord
+
+#: Most copies, and most bytes of results in them, per process.
+ENDED_CACHE_SIZE = 10_000
+ENDED_CACHE_BYTES = 64 * 1024 * 1024
+#: A result larger than this is never kept; it is read from Redis each time.
+ENDED_CACHE_LARGEST = 1024 * 1024
+#: What a copy holds instead of a result it has not read, or will not keep.
+NOT_READ = object()
+
+
+class EndedCopies:
+    """``task_id -> (record, raw result or NOT_READ, fresh until)``, oldest first."""
+
+    def __init__(self) -> None:
+        self._copies: dict[str, tuple[TaskRecord, Any, float]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def result_bytes(self) -> int:
+        """Bytes of the results held now."""
+        return self._bytes
+
+    def entry(self, task_id: str) -> tuple[TaskRecord, Any, float] | None:
+        """The copy of ``task_id`` while it is fresh."""
+        entry = self._copies.get(task_id)
+        if entry is not None and entry[2] <= time.time():
+            self.forget(task_id)
+            return None
+        return entry
+
+    def keep(self, record: TaskRecord, raw_result: Any, fresh_until: float) -> None:
+        """Keep ``record`` (and its raw result, if small) until ``fresh_until``."""
+        if isinstance(raw_result, str) and len(raw_result) > ENDED_CACHE_LARGEST:
+            raw_result = NOT_READ
+        size = len(raw_result) if isinstance(raw_result, str) else 0
+        with self._lock:
+            self._drop(record.task_id)
+            while self._copies and (len(self._copies) >= ENDED_CACHE_SIZE
+                                    or self._bytes + size > ENDED_CACHE_BYTES):
+                self._drop(next(iter(self._copies)))
+            self._copies[record.task_id] = (record, raw_result, fresh_until)
+            self._bytes += size
+
+    def forget(self, task_id: str) -> None:
+        with self._lock:
+            self._drop(task_id)
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._copies.clear()
+            self._bytes = 0
+
+    def results(self) -> dict[str, Any]:
+        """What each copy holds as its result (for tests and operators)."""
+        return {task_id: entry[1] for task_id, entry in self._copies.items()}
+
+    def _drop(self, task_id: str) -> None:
+        entry = self._copies.pop(task_id, None)
+        if entry is not None and isinstance(entry[1], str):
+            self._bytes -= len(entry[1])
