@@ -14,9 +14,6 @@ third test runs ``apache/ladon-tasks.conf`` as it is, in a real ``apache2``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
-import importlib.metadata
 import os
 import shutil
 import signal
@@ -28,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Iterator
 
+import apache_env
 import pytest
 import redis
 import requests
@@ -41,10 +39,6 @@ from ladon_tasks.task import TaskState
 pytestmark = pytest.mark.timeout(900)
 
 REPO = Path(__file__).resolve().parents[1]
-# Read at import: the tests' own fixture clears LADON_TASKS_* variables from the environment.
-APACHE_PYTHON = os.environ.get("LADON_TASKS_APACHE_PYTHON", "/usr/bin/python3")
-APACHE_VENV = os.environ.get("LADON_TASKS_APACHE_VENV")
-VENV_ROOT = Path("/var/tmp/ladon-tasks-apache")
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 IS_ROOT = os.geteuid() == 0
 PROCESSES, THREADS = 3, 5
@@ -78,26 +72,12 @@ def application(environ, start_response):
 
 def _run(command: list[str], what: str, **kwargs: Any) -> subprocess.CompletedProcess:
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        pytest.fail(f"{what}: {error}\n\n{SETUP_HINT}")
-    if done.returncode != 0:
-        pytest.fail(f"{what} failed ({' '.join(command)}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-                    f"\n\n{SETUP_HINT}")
-    return done
+        return apache_env.run(command, what, **kwargs)
+    except apache_env.SetupError as error:
+        pytest.fail(f"{error}\n\n{SETUP_HINT}")
 
 
-def _requirements() -> list[str]:
-    """ladon_tasks' own requirements (as installed for this test run), and mod_wsgi."""
-    requires = importlib.metadata.requires("ladon_tasks") or []
-    return sorted(r for r in requires if "extra ==" not in r) + ["mod_wsgi"]
-
-
-def _make_readable(top: Path) -> None:
-    """Let www-data read (and enter) everything under ``top``, whatever the umask."""
-    for path in [top, *top.rglob("*")]:
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+_make_readable = apache_env.make_readable
 
 
 @pytest.fixture(scope="session")
@@ -105,27 +85,10 @@ def apache_venv() -> Path:
     """A virtual environment of Apache's Python with mod_wsgi and ladon_tasks' requirements."""
     if shutil.which("apxs") is None or not (APACHE_MODULES / "mod_mpm_event.so").exists():
         pytest.fail(f"Apache httpd or apxs is missing.\n\n{SETUP_HINT}")
-    version = _run([APACHE_PYTHON, "-c", "import sys; print(sys.version)"], "Apache's Python").stdout
-    requirements = _requirements()
-    key = hashlib.sha256("\n".join([version, *requirements]).encode()).hexdigest()[:12]
-    venv = Path(APACHE_VENV) if APACHE_VENV else VENV_ROOT / f"venv-{key}"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    if not APACHE_VENV:
-        VENV_ROOT.chmod(0o755)
-    ready = venv / ".ladon-tasks-ready"
-    with open(venv.parent / ".ladon-tasks-build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build, even with several test runs at once
-        if ready.exists() and ready.read_text() == key:
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        _run([APACHE_PYTHON, "-m", "venv", str(venv)], "making the Apache virtual environment")
-        python = str(venv / "bin" / "python")
-        _run([python, str(REPO / "scripts" / "install_ladon.py")], "installing Ladon for Apache")
-        _run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements],
-             "installing mod_wsgi and ladon_tasks' requirements for Apache")
-        _make_readable(venv)
-        ready.write_text(key)
-    return venv
+    try:
+        return apache_env.apache_venv()
+    except apache_env.SetupError as error:
+        pytest.fail(f"{error}\n\n{SETUP_HINT}")
 
 
 # -- Apache, started and always stopped -------------------------------------------------

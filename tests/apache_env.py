@@ -1,0 +1,81 @@
+"""The mod_wsgi environment that the Apache tests and the soak benchmark serve from.
+
+Apache loads mod_wsgi built against Debian's ``/usr/bin/python3`` and, started as root,
+runs its daemon processes as www-data, which can read neither pyenv's Pythons nor anything
+under /root. So a virtual environment of that Python with mod_wsgi and ladon_tasks'
+requirements is made once, in a directory everybody can read
+(``/var/tmp/ladon-tasks-apache``, or ``$LADON_TASKS_APACHE_VENV``), keyed by the Python's
+version and the requirements, and reused by every later run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+# Read at import: the tests' own fixture clears LADON_TASKS_* variables from the environment.
+APACHE_PYTHON = os.environ.get("LADON_TASKS_APACHE_PYTHON", "/usr/bin/python3")
+APACHE_VENV = os.environ.get("LADON_TASKS_APACHE_VENV")
+VENV_ROOT = Path("/var/tmp/ladon-tasks-apache")
+
+
+class SetupError(RuntimeError):
+    """A command of the set-up failed; the message has its output."""
+
+
+def run(command: list[str], what: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    """Run ``command``; SetupError with its output if it cannot run or fails."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900, **kwargs)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SetupError(f"{what}: {error}") from None
+    if done.returncode != 0:
+        raise SetupError(f"{what} failed ({' '.join(command)}):\n{done.stdout[-3000:]}\n"
+                         f"{done.stderr[-3000:]}")
+    return done
+
+
+def requirements() -> list[str]:
+    """ladon_tasks' own requirements (as installed for this Python), and mod_wsgi."""
+    requires = importlib.metadata.requires("ladon_tasks") or []
+    return sorted(r for r in requires if "extra ==" not in r) + ["mod_wsgi"]
+
+
+def make_readable(top: Path) -> None:
+    """Let www-data read (and enter) everything under ``top``, whatever the umask."""
+    for path in [top, *top.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+
+
+def apache_venv(announce: Callable[[str], None] = lambda message: None) -> Path:
+    """The environment, made first if needed (``announce`` hears of a build)."""
+    version = run([APACHE_PYTHON, "-c", "import sys; print(sys.version)"], "Apache's Python").stdout
+    needed = requirements()
+    key = hashlib.sha256("\n".join([version, *needed]).encode()).hexdigest()[:12]
+    venv = Path(APACHE_VENV) if APACHE_VENV else VENV_ROOT / f"venv-{key}"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    if not APACHE_VENV:
+        VENV_ROOT.chmod(0o755)
+    ready = venv / ".ladon-tasks-ready"
+    with open(venv.parent / ".ladon-tasks-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build, even with several runs at once
+        if ready.exists() and ready.read_text() == key:
+            return venv
+        announce(f"building the mod_wsgi environment in {venv} (once; a few minutes)")
+        shutil.rmtree(venv, ignore_errors=True)
+        run([APACHE_PYTHON, "-m", "venv", str(venv)], "making the Apache virtual environment")
+        python = str(venv / "bin" / "python")
+        run([python, str(REPO / "scripts" / "install_ladon.py")], "installing Ladon for Apache")
+        run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *needed],
+            "installing mod_wsgi and ladon_tasks' requirements for Apache")
+        make_readable(venv)
+        ready.write_text(key)
+    return venv
