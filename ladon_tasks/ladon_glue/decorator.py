@@ -46,6 +46,9 @@ def ladonize(*arg_types: Any, rtype: Any = None, tasktype: Any = False, **option
         lmi = injector._ladon_method_info
         if lmi is None:
             raise TypeError(f"{func.__qualname__}: task methods must be defined in a class body")
+        # The start takes Ladon's keywords even if ``func`` does not (it passes them on only
+        # if ``func`` takes them): they say which application's engine serves the request.
+        lmi._has_keywords = True
         spec = TaskMethodSpec(name=lmi._func_name, rtype=rtype, func=func, lmi=lmi,
                               options=task_options)
         return _TaskMethod(register_endpoints(spec), injector)

@@ -40,3 +40,8 @@ class OutageService(object):
     def blob(self, size, **kw):
         """A string of ``size`` characters."""
         return "x" * size
+
+    @ladonize(int, rtype=int, tasktype=True)
+    def increment(self, n):
+        """``n + 1``: a task method that takes no keywords (so no ``update_progress``)."""
+        return n + 1
