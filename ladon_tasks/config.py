@@ -73,11 +73,13 @@ class TaskConfig:
     max_queued: int = 10_000
     #: Bytes of a task's stored result (JSON) beyond which the task fails ResultTooLarge.
     max_result_bytes: int = 64 * 1024 * 1024
+    #: Bytes of a request body beyond which the request is answered 413, unread.
+    max_request_bytes: int = 10 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigurationError(f"mode={self.mode!r} is unknown: use one of {MODES}")
-        for name in ("threads", "processes", "max_queued", "max_result_bytes"):
+        for name in ("threads", "processes", "max_queued", "max_result_bytes", "max_request_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
         for name in ("result_ttl", "progress_interval", "heartbeat_interval", "lost_after",

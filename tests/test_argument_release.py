@@ -34,7 +34,9 @@ class Blob(str):
 @pytest.fixture
 def url(live_server: Callable) -> Iterator[str]:
     """A thread-mode server of release_service; every gate is opened before it stops."""
-    yield live_server(make_app(["release_service"], mode="thread", threads=4)).url
+    # The argument is over the default max_request_bytes (10 MiB): raise it for these tests.
+    yield live_server(make_app(["release_service"], mode="thread", threads=4,
+                               max_request_bytes=64 * 1024 * 1024)).url
     for event in release_service.GATES.values():
         event.set()
 

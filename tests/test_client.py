@@ -183,7 +183,7 @@ def protocol_name(request: pytest.FixtureRequest) -> str:
 
 def test_unknown_service_is_a_transport_error(live_server: Callable, protocol_name: str) -> None:
     url = live_server(make_app(["calc_service"])).url + "/NoSuchService"
-    with pytest.raises(TransportError, match="HTTP 500"):
+    with pytest.raises(TransportError, match="HTTP 404"):
         TaskClient(url, protocol=protocol_name).start("steps", 1, 0.0)
 
 

@@ -29,10 +29,12 @@ _LIFECYCLE_FLAGS = (
                                    "with QueueFull (default 10000)"),
     ("--max-result-bytes", "max_result_bytes", "bytes of a stored result beyond which the task "
                                                "fails ResultTooLarge (default 67108864)"),
+    ("--max-request-bytes", "max_request_bytes", "bytes of a request body beyond which the request "
+                                                 "is answered 413 unread (default 10485760)"),
 )
 
 
-_METAVARS = {"retries": "N", "max_queued": "N", "max_result_bytes": "BYTES"}
+_METAVARS = {"retries": "N", "max_queued": "N", "max_result_bytes": "BYTES", "max_request_bytes": "BYTES"}
 
 
 def add_serve_parser(commands: Any) -> None:

@@ -6,6 +6,8 @@ import logging
 import threading
 from typing import Any, Callable, Iterable
 
+from ladon.interfaces import name_to_interface
+from ladon.ladonizer.collection import global_service_collection
 from ladon.server import NO_LOGGING
 from ladon.server.wsgi_application import LadonWSGIApplication
 
@@ -13,6 +15,7 @@ from ladon_tasks.config import THREAD_MODE, TaskConfig
 from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.ladon_glue.faults import install_sanitizing_dispatcher
+from ladon_tasks.ladon_glue.guard import RequestGuard
 from ladon_tasks.ladon_glue.services import check_task_methods, import_service_modules
 from ladon_tasks.shutdown import install_shutdown_hooks
 
@@ -55,9 +58,13 @@ class TaskWSGIApplication(LadonWSGIApplication):
         import_service_modules(services, paths)
         check_task_methods(services, self.task_config)
         super().__init__(services, paths or None, catalog_name, catalog_desc, logging)
+        self.guard = RequestGuard(self.task_config.max_request_bytes, _known_service, _known_interface)
         install_shutdown_hooks(self)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        refusal = self.guard.check(environ)
+        if refusal is not None:
+            return refusal.respond(start_response)
         environ[ENVIRON_ENGINE_KEY] = self.engine
         environ[ENVIRON_DEBUG_KEY] = self.task_config.debug
         if environ.get("wsgi.multiprocess") and not self._warned_multiprocess:
@@ -99,3 +106,11 @@ class TaskWSGIApplication(LadonWSGIApplication):
             return []
         self._closed.set()
         return self.engine.shutdown(grace_period)
+
+
+def _known_service(name: str) -> bool:
+    return bool(global_service_collection().services_by_name(name))
+
+
+def _known_interface(name: str) -> bool:
+    return name_to_interface(name) is not None

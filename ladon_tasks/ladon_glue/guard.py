@@ -1,0 +1,118 @@
+"""What a request must be before Ladon reads it: for a known service and interface, a
+call posted with a body of bounded size.
+
+Ladon 1.0.7 answers an unknown service or interface with HTTP 500 and reads a call's
+whole body, however large, before it looks at it. The guard answers those requests
+itself, in plain HTTP, before any byte of the body is parsed: 404 for an unknown service
+or interface, 405 (with ``Allow``) for a call that is not a POST, 411 for a body of
+unknown length that cannot be counted, 400 for a bad ``Content-Length`` and 413 for a
+body over ``max_request_bytes``. A chunked body (no ``Content-Length``) is read up to
+the limit and handed on with its length, since Ladon needs one.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+log = logging.getLogger("ladon_tasks.requests")
+
+#: Ladon's own first path segments that name no service (its static skin data).
+_RESERVED_ROOTS = frozenset({"skins"})
+#: The path segment after the interface that asks for a description, not a call.
+_DESCRIPTION = "description"
+#: Bytes read at a time from a body without ``Content-Length``.
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer the guard gives instead of Ladon."""
+
+    status: str
+    message: str
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+    def respond(self, start_response: Callable) -> list[bytes]:
+        body = (self.message + "\n").encode("utf-8")
+        start_response(self.status, [("Content-Type", "text/plain; charset=UTF-8"),
+                                     ("Content-Length", str(len(body))), *self.headers])
+        return [body]
+
+
+@dataclass(frozen=True)
+class RequestGuard:
+    """Checks each request against the services and interfaces there are."""
+
+    max_request_bytes: int
+    #: ``known_service(name)``: whether a service of that name is served.
+    known_service: Callable[[str], bool]
+    #: ``known_interface(name)``: whether Ladon has an interface of that name.
+    known_interface: Callable[[str], bool]
+
+    def check(self, environ: dict) -> Refusal | None:
+        """The refusal for this request, or None to let Ladon answer it. A chunked body
+        within the limit is read here and put back with its ``Content-Length``."""
+        parts = [part for part in environ.get("PATH_INFO", "").split("/") if part.strip()]
+        if not parts or parts[0] in _RESERVED_ROOTS:
+            return None
+        refusal = self._check_path(parts)
+        if refusal is None and len(parts) > 1 and (len(parts) < 3 or parts[2] != _DESCRIPTION):
+            refusal = self._check_call(environ)
+        if refusal is not None:
+            log.info("refused %s %s: %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
+                     refusal.status, refusal.message)
+        return refusal
+
+    def _check_path(self, parts: list[str]) -> Refusal | None:
+        service = parts[0]
+        if not self.known_service(service):
+            return Refusal("404 Not Found", f"no service named {_shown(service)} is served here")
+        if len(parts) > 1 and not self.known_interface(parts[1]):
+            return Refusal("404 Not Found", f"service {service} has no interface named {_shown(parts[1])}")
+        return None
+
+    def _check_call(self, environ: dict) -> Refusal | None:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return Refusal("405 Method Not Allowed", "a call must be POSTed to the interface's URL "
+                           "(its description is at .../description)", (("Allow", "POST"),))
+        raw_length = environ.get("CONTENT_LENGTH", "").strip()
+        if raw_length:
+            return self._check_length(raw_length)
+        if environ.get("wsgi.input_terminated") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", ""):
+            return self._read_bounded(environ)
+        return Refusal("411 Length Required", "a call needs a Content-Length (or a chunked body)")
+
+    def _check_length(self, raw_length: str) -> Refusal | None:
+        if not raw_length.isdigit():
+            return Refusal("400 Bad Request", f"Content-Length {_shown(raw_length)} is not a number of bytes")
+        if int(raw_length) > self.max_request_bytes:
+            return self._too_large(f"{int(raw_length):,} bytes")
+        return None
+
+    def _read_bounded(self, environ: dict) -> Refusal | None:
+        """Read a body of unknown length, at most one byte past the limit."""
+        stream, chunks, size = environ["wsgi.input"], [], 0
+        while size <= self.max_request_bytes:
+            chunk = stream.read(min(_CHUNK, self.max_request_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > self.max_request_bytes:
+            return self._too_large("more")
+        body = b"".join(chunks)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return None
+
+    def _too_large(self, size: str) -> Refusal:
+        return Refusal("413 Content Too Large", f"the request body is {size}; this server takes at most "
+                       f"{self.max_request_bytes:,} bytes (max_request_bytes)")
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut if long (a client may send anything)."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
