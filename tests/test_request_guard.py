@@ -7,13 +7,14 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import logging
 import socket
 import time
 from typing import Callable
 
 import pytest
 from conftest import make_app
-from helpers import jsonwsp_result
+from helpers import jsonwsp, jsonwsp_result
 
 from ladon_tasks.ladon_glue.guard import RequestGuard
 
@@ -152,3 +153,20 @@ def test_calls_within_the_limit_are_answered_as_before(server) -> None:
     assert jsonwsp_result(base, "CalcService", "add", a=20, b=22) == 42
     status, _, _ = request(server, "GET", "/CalcService/jsonwsp/description")
     assert status == 200
+
+
+# -- what the log says of a client's mistake ------------------------------------------------
+
+
+def test_a_client_mistake_is_logged_in_one_line_without_a_traceback(live_server, collect_logs):
+    logs = collect_logs("ladon_tasks.faults")
+    logging.getLogger("ladon_tasks.faults").setLevel(logging.DEBUG)
+    try:
+        base = live_server(make_app(["calc_service"])).url
+        answer = jsonwsp(base, "CalcService", "noSuchMethod" + "x" * 1000)
+        assert answer["type"] == "jsonwsp/fault" and answer["fault"]["code"] == "client"
+    finally:
+        logging.getLogger("ladon_tasks.faults").setLevel(logging.NOTSET)
+    (record,) = [r for r in logs.records if "noSuchMethod" in r.getMessage()]
+    assert record.levelno == logging.INFO and record.exc_info is None
+    assert "\n" not in record.getMessage() and len(record.getMessage()) < 400

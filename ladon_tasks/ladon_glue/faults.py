@@ -70,12 +70,27 @@ class SanitizingDispatcher(Dispatcher):
 
             def build_fault_response(service_exc: Any, *args: Any, **kw: Any) -> Any:
                 if not service_exc.detail:
-                    log.error("fault answered to a client: %s", service_exc.faultstring, exc_info=True)
+                    log_fault(service_exc)
                     service_exc.detail = "details are in the server log"
                 return original(service_exc, *args, **kw)
 
             self.iface.build_fault_response = build_fault_response
         return super().dispatch_request(request_data, export_dict)
+
+
+def log_fault(fault: ServiceFault) -> None:
+    """Log a fault Ladon answers: a client's mistake (an unknown method, say) in one line
+    at INFO, anything else at ERROR with the traceback being handled."""
+    if isinstance(fault, ClientFault):
+        log.info("client fault answered: %s", _one_line(fault.faultstring))
+    else:
+        log.error("fault answered to a client: %s", fault.faultstring, exc_info=True)
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    """``text`` on one line, cut if long (a client may send anything)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
 def install_sanitizing_dispatcher() -> None:
