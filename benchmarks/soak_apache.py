@@ -16,24 +16,11 @@ from pathlib import Path
 from procs import free_port
 from soak_common import HERE, PROCESSES, REPO, SERVICE, THREADS, say, wait_for
 from soak_procs import group_members, name_processes
-from soak_venv import make_readable
+from soak_venv import apache_env, make_readable
 
 IS_ROOT = os.geteuid() == 0
 #: Threads per child of Apache's event MPM in mod_wsgi-express's configuration.
 MPM_THREADS = 16
-#: Appended to the WSGI script: every answer names the daemon process that served it.
-PID_HEADER = '''
-
-# -- added by benchmarks/soak.py: name the daemon process that answered each request.
-_ladon_application = application
-
-
-def application(environ, start_response):
-    def start(status, headers, exc_info=None):
-        return start_response(status, list(headers) + [("X-Daemon-Pid", str(os.getpid()))], exc_info)
-
-    return _ladon_application(environ, start)
-'''
 
 
 def snapshot_library(workdir: Path) -> tuple[Path, str]:
@@ -51,18 +38,7 @@ def snapshot_library(workdir: Path) -> tuple[Path, str]:
 def stage_application(run_dir: Path, venv: Path, source: Path) -> Path:
     """Copy ladon_tasks (from ``source``), the soak service and the WSGI script into
     ``run_dir``/app."""
-    app = run_dir / "app"
-    shutil.copytree(source / "ladon_tasks", app / "ladon_tasks")
-    (app / "services").mkdir()
-    shutil.copy(HERE / "services" / "soak_service.py", app / "services")
-    template = (REPO / "apache" / "ladon_tasks.wsgi").read_text()
-    services_line = 'SERVICE_MODULES = ["task_service"]'
-    if services_line not in template:
-        raise RuntimeError("apache/ladon_tasks.wsgi no longer has the SERVICE_MODULES line")
-    script = template.replace(services_line, 'SERVICE_MODULES = ["soak_service"]')
-    (app / "ladon_tasks.wsgi").write_text(script + PID_HEADER)
-    (app / "venv").symlink_to(venv)
-    return app
+    return apache_env.stage_application(run_dir, venv, source, HERE / "services" / "soak_service.py")
 
 
 class Apache:

@@ -135,15 +135,13 @@ class TaskEngine:
         executor.admit()  # QueueFull before anything is recorded
         try:
             store.create(record)
-        except StoreUnavailable:
+        except BaseException as error:
             executor.unadmit()
-            # Redis may have written it and gone before answering: end such a record, so
-            # that no queued task is left that nobody will run.
-            executor.abandon(record.task_id, "TaskLost: the store went away as the task was "
-                                             "started, and the start was refused (StoreUnavailable)")
-            raise
-        except BaseException:
-            executor.unadmit()
+            if isinstance(error, StoreUnavailable):
+                # Redis may have written it and gone before answering: end such a record,
+                # so that no queued task is left that nobody will run.
+                executor.abandon(record.task_id, "TaskLost: the store went away as the task was "
+                                                 "started, and the start was refused (StoreUnavailable)")
             raise
         try:
             executor.submit(record.task_id, job, policy, record=record)

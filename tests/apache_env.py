@@ -79,3 +79,37 @@ def apache_venv(announce: Callable[[str], None] = lambda message: None) -> Path:
         make_readable(venv)
         ready.write_text(key)
     return venv
+
+
+#: Appended to the WSGI script: every answer names the daemon process that served it.
+PID_HEADER = '''
+
+# -- added for the ladon_tasks tests and soak: name the daemon process that answered.
+_ladon_application = application
+
+
+def application(environ, start_response):
+    def start(status, headers, exc_info=None):
+        return start_response(status, list(headers) + [("X-Daemon-Pid", str(os.getpid()))], exc_info)
+
+    return _ladon_application(environ, start)
+'''
+#: The line of apache/ladon_tasks.wsgi that names the service modules.
+_SERVICES_LINE = 'SERVICE_MODULES = ["task_service"]'
+
+
+def stage_application(run_dir: Path, venv: Path, library: Path, service: Path) -> Path:
+    """Copy ``library``/ladon_tasks, the service module ``service`` and the WSGI script
+    (serving that module, each answer naming its daemon) into ``run_dir``/app."""
+    app = run_dir / "app"
+    shutil.copytree(library / "ladon_tasks", app / "ladon_tasks",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (app / "services").mkdir()
+    shutil.copy(service, app / "services")
+    template = (REPO / "apache" / "ladon_tasks.wsgi").read_text()
+    if _SERVICES_LINE not in template:
+        raise SetupError("apache/ladon_tasks.wsgi no longer has the SERVICE_MODULES line")
+    script = template.replace(_SERVICES_LINE, f'SERVICE_MODULES = ["{service.stem}"]')
+    (app / "ladon_tasks.wsgi").write_text(script + PID_HEADER)
+    (app / "venv").symlink_to(venv)
+    return app

@@ -52,20 +52,6 @@ SETUP_HINT = (
     "$LADON_TASKS_APACHE_VENV; the Python is $LADON_TASKS_APACHE_PYTHON, default /usr/bin/python3)."
 )
 
-#: Appended to the WSGI script: every answer names the daemon process that served it.
-PID_HEADER = '''
-
-# -- added by tests/test_apache.py: name the daemon process that answered each request.
-_ladon_application = application
-
-
-def application(environ, start_response):
-    def start(status, headers, exc_info=None):
-        return start_response(status, list(headers) + [("X-Daemon-Pid", str(os.getpid()))], exc_info)
-
-    return _ladon_application(environ, start)
-'''
-
 
 # -- the mod_wsgi environment, made once ---------------------------------------------
 
@@ -119,19 +105,8 @@ def _describe(pids: list[int]) -> str:
 
 
 def _stage_application(run_dir: Path, venv: Path) -> Path:
-    """Copy ladon_tasks, the test services and the WSGI script into ``run_dir``/app."""
-    app = run_dir / "app"
-    shutil.copytree(REPO / "ladon_tasks", app / "ladon_tasks",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (app / "services").mkdir()
-    shutil.copy(Path(SERVICES_DIR) / "apache_service.py", app / "services")
-    template = (REPO / "apache" / "ladon_tasks.wsgi").read_text()
-    services_line = 'SERVICE_MODULES = ["task_service"]'
-    assert services_line in template, "apache/ladon_tasks.wsgi no longer has the SERVICE_MODULES line"
-    script = template.replace(services_line, 'SERVICE_MODULES = ["apache_service"]')
-    (app / "ladon_tasks.wsgi").write_text(script + PID_HEADER)
-    (app / "venv").symlink_to(venv)
-    return app
+    """Copy ladon_tasks, the test service and the WSGI script into ``run_dir``/app."""
+    return apache_env.stage_application(run_dir, venv, REPO, Path(SERVICES_DIR) / "apache_service.py")
 
 
 class Apache:

@@ -130,8 +130,7 @@ class SlotPool(Executor):
         refused, so the queue may pass ``max_queued`` by the retries that came due.
         """
         with self._lock:
-            if self._closed:
-                raise ShuttingDown(f"the {self.name} is stopping and takes no new task")
+            self._check_open()
             waiting = self._waiting()
             if waiting >= self.max_queued:
                 raise QueueFull(
@@ -143,6 +142,11 @@ class SlotPool(Executor):
         """Give back a reservation whose task could not be recorded."""
         with self._lock:
             self._reserved = max(0, self._reserved - 1)
+
+    def _check_open(self) -> None:
+        """Raise ShuttingDown once the pool is stopping (lock held)."""
+        if self._closed:
+            raise ShuttingDown(f"the {self.name} is stopping and takes no new task")
 
     def _waiting(self) -> int:
         """Tasks waiting for a slot once every reservation is submitted (lock held)."""
@@ -160,8 +164,7 @@ class SlotPool(Executor):
             # Takes the reservation of admit(), if any: a submit without one (a retry
             # path, a test) is never refused.
             self._reserved = max(0, self._reserved - 1)
-            if self._closed:
-                raise ShuttingDown(f"the {self.name} is stopping and takes no new task")
+            self._check_open()
             was_quiet = not self._busy and not self._delayed
             self._queue.append(Job(task_id, job, policy, record=record))
             self._dispatch()

@@ -93,7 +93,7 @@ _settings: WorkerSettings | None = None
 def worker_main(settings: WorkerSettings, conn: Any, control: Control, log_queue: Any) -> None:
     """A worker process: run the orders that come through ``conn`` until it closes."""
     init_worker(settings, log_queue)
-    beat_locally(control, settings.config.heartbeat_interval)
+    keep_watch(control, settings.server_pid, settings.config.heartbeat_interval)
     while True:
         try:
             order = conn.recv()
@@ -131,37 +131,38 @@ def init_worker(settings: WorkerSettings, log_queue: Any) -> None:
     config = settings.config
     _settings = settings
     _store = RedisStore.from_config(config)
-    if settings.server_pid:
-        threading.Thread(target=_exit_when_orphaned, args=(settings.server_pid, config.heartbeat_interval),
-                         name="ladon-tasks-watchdog", daemon=True).start()
 
 
-def beat_locally(control: Control, interval: float) -> None:
-    """Write this process's sign of life into its control every ``interval`` s, from a
-    thread: the server reads it without Redis, so a worker cut off from Redis is still
-    seen alive, and one that stopped answering (a C call holding the GIL) is not."""
+def keep_watch(control: Control, server_pid: int, interval: float) -> None:
+    """Every ``interval`` s, from one thread: write this process's sign of life into its
+    control, and stop this process once its server process is gone.
+
+    The server reads the sign of life without Redis, so a worker cut off from Redis is
+    still seen alive, and one that stopped answering (a C call holding the GIL) is not.
+    A worker outliving its server (killed outright, say) would keep its task 'running'
+    with fresh heartbeats for ever. ``server_pid`` 0: no server to watch.
+    """
     control[BEAT] = monotonic_ms()
 
-    def beat() -> None:
+    def watch() -> None:
         while True:
             time.sleep(interval)
             control[BEAT] = monotonic_ms()
+            if server_pid and not _alive(server_pid):
+                log.error("server process %d is gone; worker %d stops", server_pid, os.getpid())
+                os._exit(1)
 
-    threading.Thread(target=beat, name="ladon-tasks-beat", daemon=True).start()
+    threading.Thread(target=watch, name="ladon-tasks-watchdog", daemon=True).start()
 
 
-def _exit_when_orphaned(server_pid: int, interval: float) -> None:
-    """Stop this worker once the server process is gone (killed outright, say): a worker
-    left behind would keep its task 'running' with fresh heartbeats for ever."""
-    while True:
-        time.sleep(interval)
-        try:
-            os.kill(server_pid, 0)
-        except ProcessLookupError:
-            log.error("server process %d is gone; worker %d stops", server_pid, os.getpid())
-            os._exit(1)
-        except PermissionError:  # alive, under another user
-            pass
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        pass
+    return True
 
 
 def resolve_entry(entry: str) -> Callable[[dict], tuple[Callable, Callable]]:

@@ -34,6 +34,7 @@ import redis
 
 from ladon_tasks.constants import DEFAULT_KEY_PREFIX, DISMISSED_CHANNEL, GONE_KEY, OWNER_KEY, TASK_KEY
 from ladon_tasks.exceptions import StoreUnavailable
+from ladon_tasks.sizes import too_large
 from ladon_tasks.stores.base import ProgressSink, TaskStore
 from ladon_tasks.stores.redis_dismissals import DismissalListener
 from ladon_tasks.stores.redis_ended import NOT_READ, EndedCopies
@@ -140,9 +141,7 @@ class RedisStore(TaskStore):
 
     def create(self, record: TaskRecord) -> None:
         key = self.key(TASK_KEY, record.task_id)
-        args: list[Any] = [self.live_ttl]
-        for name, value in record_fields(record).items():
-            args += (name, value)
+        args = self._write_args(record)
         self._call("create task", lambda: self._script("create", [key], args))
 
     def get(self, task_id: str) -> TaskRecord | None:
@@ -262,8 +261,6 @@ class RedisStore(TaskStore):
         (read once; Redis allows no limit below 1 MB, so smaller results need no read)."""
         if size <= self.max_result_bytes and size <= _SMALLEST_BULK_LIMIT - _BULK_MARGIN:
             return
-        from ladon_tasks.sizes import too_large
-
         if size > self.max_result_bytes:
             raise too_large(size, self.max_result_bytes)
         if self._bulk_limit is None:
@@ -298,13 +295,19 @@ class RedisStore(TaskStore):
             key, str(os.getpid()), px=int(ttl * 1000), get=True))
         return before is not None
 
+    def _write_args(self, record: TaskRecord) -> list[Any]:
+        """The arguments of the scripts that write a whole record: its TTL, then field,
+        value, field, value..."""
+        args: list[Any] = [self.live_ttl]
+        for name, value in record_fields(record).items():
+            args += (name, value)
+        return args
+
     def restore(self, records: list[TaskRecord]) -> int:
         return sum(self._restore_one(record) for record in records)
 
     def _restore_one(self, record: TaskRecord) -> int:
-        args: list[Any] = [self.live_ttl]
-        for name, value in record_fields(record).items():
-            args += (name, value)
+        args = self._write_args(record)
         return self._call("restore task", lambda: self._script("restore", self._keys(record.task_id), args))
 
     def knows(self, task_id: str) -> bool:
