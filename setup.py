@@ -16,6 +16,7 @@ setup(
         "redis>=5",
         "multiprocessing-logging>=0.3.4",
         "werkzeug>=3",
+        "defusedxml>=0.7",
     ],
     extras_require={
         "client": ["rich>=13", "zeep>=4.2"],
@@ -26,6 +27,10 @@ setup(
             "rich>=13",
             "requests>=2.31",
             "ruff>=0.6",
+            "suds-community>=1.1",
+            "jsonrpcclient>=4",
+            "jsonrpclib-pelix>=0.4",
+            "hypothesis>=6",
         ],
         "bench": ["rq>=1.16", "requests>=2.31", "psutil>=5.9", "celery>=5.3", "gunicorn>=22"],
         "docs": ["sphinx>=7"],

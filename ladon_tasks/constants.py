@@ -20,5 +20,7 @@ ENV_PREFIX = "LADON_TASKS_"
 ENVIRON_ENGINE_KEY = "ladon_tasks.engine"
 #: Environ key that says a request is served by TaskWSGIApplication, and with which debug.
 ENVIRON_DEBUG_KEY = "ladon_tasks.debug"
+#: Environ key through which the dispatcher asks for the HTTP status of a fault (SOAP: 500).
+ENVIRON_FAULT_STATUS_KEY = "ladon_tasks.fault_status"
 #: Keyword through which a task reports progress (Ladon's documented name).
 UPDATE_PROGRESS_KW = "update_progress"

@@ -119,6 +119,13 @@ class RedisServer:
                     raise
                 time.sleep(0.05)
 
+    def empty_url(self) -> str:
+        """The URL of an empty database, the server started again if a test stopped it."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        redis.Redis.from_url(self.url).flushdb()
+        return self.url
+
     def wipe(self) -> None:
         """Delete what the stopped server kept on disk: its next start is empty."""
         assert self.process is None, "stop the server first"
@@ -159,10 +166,7 @@ def small_bulk_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     """A Redis URL with an empty database; the server is restarted if a test stopped it."""
-    if redis_server.process is None or redis_server.process.poll() is not None:
-        redis_server.start()
-    redis.Redis.from_url(redis_server.url).flushdb()
-    return redis_server.url
+    return redis_server.empty_url()
 
 
 class LiveServer:

@@ -111,9 +111,10 @@ def test_connection_refused(protocol: str) -> None:
                           "Connection refused")
 
 
-def test_server_fault(calc_url: str) -> None:
-    # The server cannot read "lots" as an int: a fault with a multi-line message.
-    assert_one_line_error(run_cli("call", calc_url, "steps", "lots", "0"), "Failed to convert")
+def test_a_wrong_argument_is_told_in_one_line(calc_url: str) -> None:
+    # The server cannot read "lots" as an int: the fault names the argument and its type.
+    assert_one_line_error(run_cli("call", calc_url, "steps", "lots", "0"),
+                          'argument "count" of steps must be an integer; got "lots"')
 
 
 def test_not_a_task_method(calc_url: str) -> None:

@@ -163,8 +163,11 @@ class JsonRpc10(Protocol):
         with urllib.request.urlopen(request, timeout=30) as response:
             answer = json.loads(response.read())
         if answer.get("error"):
-            raise _json_fault(answer["error"], answer)
-        assert set(answer) >= {"result", "id"}, answer
+            error = answer["error"]
+            assert isinstance(error["code"], int) and answer["id"] == 1, answer
+            raise _json_fault({"code": error["data"]["faultcode"], "string": error["message"],
+                               "detail": error["data"]["detail"]}, answer)
+        assert set(answer) >= {"result", "id"} and answer["id"] == 1, answer
         return answer["result"]
 
 

@@ -46,6 +46,11 @@ def environ(path: str, method: str = "POST", length: str | None = "10", **extra:
     (environ("/CalcService/jsonwsp", length="ten"), "400", "not a number"),
     (environ("/CalcService/jsonwsp", length="-5"), "400", "not a number"),
     (environ("/CalcService/jsonwsp", length=str(LIMIT + 1)), "413", "at most 1,000 bytes"),
+    (environ("/CalcService/xmlrpc"), "404", "XML-RPC is not served here"),
+    (environ("/CalcService/xmlrpc/description", method="GET"), "404", "never ported to Python 3"),
+    (environ("/CalcService/jsonwsp", CONTENT_TYPE="application/json; charset=klingon"), "415",
+     "charset 'klingon'"),
+    (environ("/CalcService/soap11", CONTENT_TYPE='text/xml; charset="x' + "y" * 500), "415", "..."),
 ])
 def test_refused(env: dict, status: str, text: str) -> None:
     refusal = guard().check(env)
@@ -66,6 +71,8 @@ def test_a_405_names_the_allowed_method() -> None:
     environ("/CalcService/jsonwsp/description", method="GET", length=None),
     environ("/skins/default/style.css", method="GET", length=None),
     environ("/CalcService/jsonwsp", length=str(LIMIT)),
+    environ("/CalcService/jsonwsp", CONTENT_TYPE="application/json; charset=latin-1"),
+    environ("/CalcService/soap11", CONTENT_TYPE='text/xml; charset="utf-8"'),
 ])
 def test_passed_on(env: dict) -> None:
     assert guard().check(env) is None
@@ -170,3 +177,11 @@ def test_a_client_mistake_is_logged_in_one_line_without_a_traceback(live_server,
     (record,) = [r for r in logs.records if "noSuchMethod" in r.getMessage()]
     assert record.levelno == logging.INFO and record.exc_info is None
     assert "\n" not in record.getMessage() and len(record.getMessage()) < 400
+
+
+def test_xmlrpc_is_neither_listed_nor_served(server) -> None:
+    status, _, page = request(server, "GET", "/CalcService/")
+    assert status == 200 and b"jsonrpc10" in page and b"xmlrpc" not in page
+    status, _, body = request(server, "POST", "/CalcService/xmlrpc", b"<methodCall/>",
+                              {"Content-Type": "text/xml"})
+    assert status == 404 and b"Use soap11, soap, jsonwsp or jsonrpc10" in body

@@ -138,4 +138,5 @@ FAULT_TYPES: dict[str, type[ServiceFault]] = {
 def make_fault(message: str, code: str = "", detail: str = "", task_id: str = "") -> ServiceFault:
     """The :class:`ServiceFault` (subclass) for a fault with this detail."""
     fault_type = FAULT_TYPES.get(detail, ServiceFault)
-    return fault_type(message.strip(), code, detail, task_id)
+    # SOAP says "SOAP-ENV:Client" where JSON says "client".
+    return fault_type(message.strip(), code.rpartition(":")[2].lower(), detail, task_id)

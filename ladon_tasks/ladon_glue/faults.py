@@ -1,14 +1,9 @@
-"""From ladon_tasks errors to Ladon faults, and no tracebacks for clients unless debug is on."""
+"""From ladon_tasks errors to Ladon faults (answered by :mod:`~ladon_tasks.ladon_glue.dispatch`)."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from ladon.exceptions.service import ClientFault, ServerFault, ServiceFault
-from ladon.server.dispatcher import Dispatcher
 
-from ladon_tasks.constants import ENVIRON_DEBUG_KEY
 from ladon_tasks.exceptions import (
     ConfigurationError,
     InvalidTaskId,
@@ -25,9 +20,6 @@ from ladon_tasks.exceptions import (
     TaskNotFound,
 )
 from ladon_tasks.ladon_glue.codec import NotEncodable
-
-log = logging.getLogger("ladon_tasks.faults")
-
 
 #: Each error maps to one fault: client faults for bad requests, server faults otherwise.
 #: The fault's ``detail`` is the error's name, for clients to tell the cases apart.
@@ -57,44 +49,3 @@ def to_fault(error: LadonTasksError) -> ServiceFault:
     else:
         fault_type = ServerFault
     return fault_type(str(error), detail=type(error).__name__, stack_depth=3)
-
-
-class SanitizingDispatcher(Dispatcher):
-    """Ladon's dispatcher, but a fault without detail gets a short one instead of the
-    server's traceback, which goes to the log. Only requests served by
-    TaskWSGIApplication with debug off are affected; others behave as Ladon's own."""
-
-    def dispatch_request(self, request_data: Any, export_dict: dict) -> Any:
-        if export_dict.get(ENVIRON_DEBUG_KEY) is False:
-            original = self.iface.build_fault_response
-
-            def build_fault_response(service_exc: Any, *args: Any, **kw: Any) -> Any:
-                if not service_exc.detail:
-                    log_fault(service_exc)
-                    service_exc.detail = "details are in the server log"
-                return original(service_exc, *args, **kw)
-
-            self.iface.build_fault_response = build_fault_response
-        return super().dispatch_request(request_data, export_dict)
-
-
-def log_fault(fault: ServiceFault) -> None:
-    """Log a fault Ladon answers: a client's mistake (an unknown method, say) in one line
-    at INFO, anything else at ERROR with the traceback being handled."""
-    if isinstance(fault, ClientFault):
-        log.info("client fault answered: %s", _one_line(fault.faultstring))
-    else:
-        log.error("fault answered to a client: %s", fault.faultstring, exc_info=True)
-
-
-def _one_line(text: Any, limit: int = 300) -> str:
-    """``text`` on one line, cut if long (a client may send anything)."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[:limit] + "..."
-
-
-def install_sanitizing_dispatcher() -> None:
-    """Make Ladon's WSGI application build SanitizingDispatchers (idempotent)."""
-    import ladon.server.wsgi_application as wsgi_application
-
-    wsgi_application.Dispatcher = SanitizingDispatcher  # type: ignore[misc]

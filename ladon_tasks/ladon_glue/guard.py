@@ -4,16 +4,19 @@ call posted with a body of bounded size.
 Ladon 1.0.7 answers an unknown service or interface with HTTP 500 and reads a call's
 whole body, however large, before it looks at it. The guard answers those requests
 itself, in plain HTTP, before any byte of the body is parsed: 404 for an unknown service
-or interface, 405 (with ``Allow``) for a call that is not a POST, 411 for a body of
-unknown length that cannot be counted, 400 for a bad ``Content-Length`` and 413 for a
-body over ``max_request_bytes``. A chunked body (no ``Content-Length``) is read up to
+or interface (or a withdrawn one, with the reason), 405 (with ``Allow``) for a call that
+is not a POST, 415 for a charset no codec reads, 411 for a body of unknown length that
+cannot be counted, 400 for a bad ``Content-Length`` and 413 for a body over
+``max_request_bytes``. A chunked body (no ``Content-Length``) is read up to
 the limit and handed on with its length, since Ladon needs one.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -25,6 +28,12 @@ _RESERVED_ROOTS = frozenset({"skins"})
 _DESCRIPTION = "description"
 #: Bytes read at a time from a body without ``Content-Length``.
 _CHUNK = 64 * 1024
+#: Interfaces Ladon has that TaskWSGIApplication neither lists nor serves, and why.
+WITHDRAWN_INTERFACES = {
+    "xmlrpc": "XML-RPC is not served here: Ladon 1.0.7's XML-RPC interface was never ported to "
+              "Python 3 (it fails on every call). Use soap11, soap, jsonwsp or jsonrpc10.",
+}
+_CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\s;\"]*)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class RequestGuard:
         service = parts[0]
         if not self.known_service(service):
             return Refusal("404 Not Found", f"no service named {_shown(service)} is served here")
+        if len(parts) > 1 and parts[1] in WITHDRAWN_INTERFACES:
+            return Refusal("404 Not Found", WITHDRAWN_INTERFACES[parts[1]])
         if len(parts) > 1 and not self.known_interface(parts[1]):
             return Refusal("404 Not Found", f"service {service} has no interface named {_shown(parts[1])}")
         return None
@@ -78,6 +89,10 @@ class RequestGuard:
         if environ.get("REQUEST_METHOD") != "POST":
             return Refusal("405 Method Not Allowed", "a call must be POSTed to the interface's URL "
                            "(its description is at .../description)", (("Allow", "POST"),))
+        charset = _CHARSET.search(environ.get("CONTENT_TYPE", ""))
+        if charset and not _known_charset(charset.group(1)):
+            return Refusal("415 Unsupported Media Type",
+                           f"the body's charset {_shown(charset.group(1))} is not one this server knows")
         raw_length = environ.get("CONTENT_LENGTH", "").strip()
         if raw_length:
             return self._check_length(raw_length)
@@ -116,3 +131,20 @@ class RequestGuard:
 def _shown(text: str, limit: int = 80) -> str:
     """``text`` quoted for a message, cut if long (a client may send anything)."""
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _known_charset(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except (LookupError, ValueError):
+        return False
+    return True
+
+
+def withdraw_interfaces() -> None:
+    """Take the withdrawn interfaces out of Ladon's registry, so that no service page
+    lists them (idempotent; the guard answers their URLs with 404 and the reason)."""
+    from ladon.interfaces import _interfaces
+
+    for name in WITHDRAWN_INTERFACES:
+        _interfaces.pop(name, None)

@@ -12,10 +12,10 @@ from ladon.server import NO_LOGGING
 from ladon.server.wsgi_application import LadonWSGIApplication
 
 from ladon_tasks.config import THREAD_MODE, TaskConfig
-from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY
+from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY, ENVIRON_FAULT_STATUS_KEY
 from ladon_tasks.engine import TaskEngine
-from ladon_tasks.ladon_glue.faults import install_sanitizing_dispatcher
-from ladon_tasks.ladon_glue.guard import RequestGuard
+from ladon_tasks.ladon_glue.dispatch import install_dispatcher
+from ladon_tasks.ladon_glue.guard import RequestGuard, withdraw_interfaces
 from ladon_tasks.ladon_glue.services import check_task_methods, import_service_modules
 from ladon_tasks.shutdown import install_shutdown_hooks
 
@@ -54,7 +54,8 @@ class TaskWSGIApplication(LadonWSGIApplication):
         self._closed = threading.Event()
         services = [service_list] if isinstance(service_list, str) else list(service_list)
         paths = [path_list] if isinstance(path_list, str) else list(path_list or [])
-        install_sanitizing_dispatcher()
+        install_dispatcher()
+        withdraw_interfaces()
         import_service_modules(services, paths)
         check_task_methods(services, self.task_config)
         super().__init__(services, paths or None, catalog_name, catalog_desc, logging)
@@ -69,8 +70,6 @@ class TaskWSGIApplication(LadonWSGIApplication):
         environ[ENVIRON_DEBUG_KEY] = self.task_config.debug
         if environ.get("wsgi.multiprocess") and not self._warned_multiprocess:
             self._warn_multiprocess()
-        if self.task_config.debug:
-            return super().__call__(environ, start_response)
         captured: list = []
 
         def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
@@ -79,8 +78,11 @@ class TaskWSGIApplication(LadonWSGIApplication):
 
         body = super().__call__(environ, capture)
         status, headers, exc_info = captured
-        if status.startswith("500"):
-            # Ladon answers an unexpected error with its traceback as the body.
+        fault_status = environ.get(ENVIRON_FAULT_STATUS_KEY)
+        if fault_status and status.startswith("200"):
+            status = fault_status
+        elif status.startswith("500") and not self.task_config.debug:
+            # Ladon answers an error outside the dispatcher with its traceback as the body.
             text = b"".join(body) if isinstance(body, list) else b""
             log.error("request %s %s failed:\n%s", environ.get("REQUEST_METHOD"),
                       environ.get("PATH_INFO"), text.decode("utf-8", "replace"))
