@@ -19,6 +19,8 @@ import warnings
 from collections import namedtuple
 from typing import Any, Iterator
 
+from ladon_tasks import compat_soap
+
 _applied = False
 _lock = threading.Lock()
 
@@ -235,4 +237,5 @@ def apply() -> None:
             _patch_jsonwsp_client()
             _patch_soap11_nil()
             _quiet_splitport()
+            compat_soap.apply()
         _applied = True

@@ -24,6 +24,8 @@ def validate_task_id(value: object) -> str:
             value = value.decode("ascii")
         except UnicodeDecodeError:
             raise InvalidTaskId("task id must be ASCII") from None
+    if isinstance(value, str):
+        value = value.strip()  # a pretty-printed SOAP body may wrap the id in whitespace
     if not isinstance(value, str) or not _TASK_ID_PATTERN.fullmatch(value):
         shown = repr(value)[:40]
         raise InvalidTaskId(f"malformed task id {shown}: expected 22 URL-safe base64 characters")

@@ -138,4 +138,5 @@ def _json(document: dict, encoding: str) -> bytes:
 
 
 def _xml_text(text: str) -> str:
-    return escape(_NOT_XML.sub("\ufffd", text))
+    """Text as XML character data that reads back as sent (a raw CR would come back as LF)."""
+    return escape(_NOT_XML.sub("\ufffd", text)).replace("\r", "&#13;")
