@@ -5,6 +5,8 @@ What it serves comes from ``BENCH_APP`` in the environment, a JSON object:
 - ``kind``: ``"ladon"`` (Ladon 1.0.7 alone, as ``serve.py ladon``) or ``"ladon_tasks"``;
 - ``module``: the service module (in ``services/``);
 - ``options``: TaskWSGIApplication keywords (``mode``, ``redis_url``, ...);
+- ``guard`` (optional): ``false`` serves ladon_tasks without its request guard and
+  dispatcher (``serve.without_guard``), the baseline of the guard's cost;
 - ``pidfile``: where the worker writes its pid once the application is built;
 - ``profile`` (optional): profile every thread of the worker (see ``thread_profile``).
   Then ``GET /__bench/profile/reset`` drops what was collected and
@@ -49,6 +51,8 @@ def _build() -> Callable:
         inner = serve.ladon_app(settings["module"])
     else:
         inner = serve.make_ladon_tasks_app(settings["module"], settings.get("options") or {})
+        if settings.get("guard") is False:
+            inner = serve.without_guard(inner)
     with open(settings["pidfile"], "w", encoding="ascii") as out:
         out.write(str(os.getpid()))
     return _Control(inner, profiler, settings.get("profile") or "")

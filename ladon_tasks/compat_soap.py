@@ -9,9 +9,7 @@ is marked ``_ladon_tasks_shim``; :func:`apply` is idempotent.
 from __future__ import annotations
 
 import threading
-from io import BytesIO
 from typing import Any, Callable
-from xml.sax.xmlreader import InputSource
 
 from defusedxml.expatreader import DefusedExpatParser
 
@@ -35,9 +33,11 @@ def _request_parser(content_handler: type) -> Callable[..., dict]:
         parser = defused_parser()
         handler = content_handler(parser)
         parser.setContentHandler(handler)
-        source = InputSource()
-        source.setByteStream(BytesIO(soap_body))
-        parser.parse(source)
+        # One feed of the whole body (it is in memory already): read in 64 kB pieces,
+        # expat re-buffers a token that spans them, and a huge element name costs
+        # several times its size.
+        parser.feed(soap_body)
+        parser.close()
         return settle_text(handler.req_dict, sinfo)
 
     parse_request._ladon_tasks_shim = True  # type: ignore[attr-defined]

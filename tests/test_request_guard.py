@@ -185,3 +185,22 @@ def test_xmlrpc_is_neither_listed_nor_served(server) -> None:
     status, _, body = request(server, "POST", "/CalcService/xmlrpc", b"<methodCall/>",
                               {"Content-Type": "text/xml"})
     assert status == 404 and b"Use soap11, soap, jsonwsp or jsonrpc10" in body
+
+
+def test_a_path_found_good_is_still_checked_as_a_call_every_time() -> None:
+    checked = guard()
+    assert checked.check(environ("/CalcService/jsonwsp")) is None
+    refusal = checked.check(environ("/CalcService/jsonwsp", method="GET"))
+    assert refusal is not None and refusal.status.startswith("405")
+    refusal = checked.check(environ("/CalcService/jsonwsp", length=str(LIMIT + 1)))
+    assert refusal is not None and refusal.status.startswith("413")
+    refusal = checked.check(environ("/CalcService/jsonwsp", CONTENT_TYPE="text/xml; charset=nope"))
+    assert refusal is not None and refusal.status.startswith("415")
+
+
+def test_the_guards_caches_stay_bounded_whatever_a_client_sends() -> None:
+    checked = guard()
+    for n in range(5000):
+        checked.check(environ("/CalcService/jsonwsp", CONTENT_TYPE=f"application/json; v={n}"))
+        checked.check(environ(f"/CalcService/jsonwsp/{n}"))
+    assert len(checked._good_paths) <= 1024 and len(checked._content_types) <= 1024

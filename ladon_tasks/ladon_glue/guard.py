@@ -28,6 +28,8 @@ _RESERVED_ROOTS = frozenset({"skins"})
 _DESCRIPTION = "description"
 #: Bytes read at a time from a body without ``Content-Length``.
 _CHUNK = 64 * 1024
+#: Entries at most in each of the guard's caches of paths and Content-Type values.
+_CACHED = 1024
 #: Interfaces Ladon has that TaskWSGIApplication neither lists nor serves, and why.
 WITHDRAWN_INTERFACES = {
     "xmlrpc": "XML-RPC is not served here: Ladon 1.0.7's XML-RPC interface was never ported to "
@@ -61,19 +63,35 @@ class RequestGuard:
     #: ``known_interface(name)``: whether Ladon has an interface of that name.
     known_interface: Callable[[str], bool]
 
+    #: Paths already found good: path -> whether it is a call (not a page or description).
+    _good_paths: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    #: Content-Type values already looked at: value -> its refusal (None: a known charset).
+    _content_types: dict[str, Refusal | None] = field(default_factory=dict, compare=False, repr=False)
+
     def check(self, environ: dict) -> Refusal | None:
         """The refusal for this request, or None to let Ladon answer it. A chunked body
         within the limit is read here and put back with its ``Content-Length``."""
-        parts = [part for part in environ.get("PATH_INFO", "").split("/") if part.strip()]
-        if not parts or parts[0] in _RESERVED_ROOTS:
-            return None
-        refusal = self._check_path(parts)
-        if refusal is None and len(parts) > 1 and (len(parts) < 3 or parts[2] != _DESCRIPTION):
+        path = environ.get("PATH_INFO", "")
+        is_call = self._good_paths.get(path)
+        refusal = None
+        if is_call is None:
+            refusal, is_call = self._route(path)
+            if refusal is None:
+                _remember(self._good_paths, path, is_call)
+        if refusal is None and is_call:
             refusal = self._check_call(environ)
         if refusal is not None:
             log.info("refused %s %s: %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
                      refusal.status, refusal.message)
         return refusal
+
+    def _route(self, path: str) -> tuple[Refusal | None, bool]:
+        """``(refusal, is_call)`` of a path, from its parts alone."""
+        parts = [part for part in path.split("/") if part.strip()]
+        if not parts or parts[0] in _RESERVED_ROOTS:
+            return None, False
+        refusal = self._check_path(parts)
+        return refusal, len(parts) > 1 and (len(parts) < 3 or parts[2] != _DESCRIPTION)
 
     def _check_path(self, parts: list[str]) -> Refusal | None:
         service = parts[0]
@@ -89,10 +107,14 @@ class RequestGuard:
         if environ.get("REQUEST_METHOD") != "POST":
             return Refusal("405 Method Not Allowed", "a call must be POSTed to the interface's URL "
                            "(its description is at .../description)", (("Allow", "POST"),))
-        charset = _CHARSET.search(environ.get("CONTENT_TYPE", ""))
-        if charset and not _known_charset(charset.group(1)):
-            return Refusal("415 Unsupported Media Type",
-                           f"the body's charset {_shown(charset.group(1))} is not one this server knows")
+        content_type = environ.get("CONTENT_TYPE", "")
+        try:
+            refusal = self._content_types[content_type]
+        except KeyError:
+            refusal = _check_charset(content_type)
+            _remember(self._content_types, content_type, refusal)
+        if refusal is not None:
+            return refusal
         raw_length = environ.get("CONTENT_LENGTH", "").strip()
         if raw_length:
             return self._check_length(raw_length)
@@ -131,6 +153,22 @@ class RequestGuard:
 def _shown(text: str, limit: int = 80) -> str:
     """``text`` quoted for a message, cut if long (a client may send anything)."""
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _check_charset(content_type: str) -> Refusal | None:
+    charset = _CHARSET.search(content_type)
+    if charset and not _known_charset(charset.group(1)):
+        return Refusal("415 Unsupported Media Type",
+                       f"the body's charset {_shown(charset.group(1))} is not one this server knows")
+    return None
+
+
+def _remember(cache: dict, key: str, value: object) -> None:
+    """Keep ``value`` for ``key``, in a cache that a client sending ever new keys cannot grow
+    past _CACHED entries."""
+    if len(cache) >= _CACHED:
+        cache.clear()
+    cache[key] = value
 
 
 def _known_charset(name: str) -> bool:
