@@ -8,6 +8,7 @@ is marked ``_ladon_tasks_shim``; :func:`apply` is idempotent.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any, Callable
 
@@ -15,6 +16,12 @@ from defusedxml.expatreader import DefusedExpatParser
 
 _applied = False
 _lock = threading.Lock()
+
+#: A tag (not a comment, CDATA section or processing instruction) whose name runs past
+#: MAX_XML_NAME characters. No SOAP operation or field is named so; such a name is an
+#: attack on the parser, which copies a name several times over.
+MAX_XML_NAME = 1023
+_LONG_NAME = re.compile(rb"<[^\s>!?][^\s>]{%d}" % MAX_XML_NAME)
 
 #: Declared types whose SOAP text is taken exactly as sent.
 _STRING_TYPES = (str, bytes)
@@ -30,6 +37,8 @@ def _request_parser(content_handler: type) -> Callable[..., dict]:
     defused parser, arguments settled by their declared types."""
 
     def parse_request(self: Any, soap_body: bytes, sinfo: Any, encoding: str) -> dict:
+        if len(soap_body) > MAX_XML_NAME and _LONG_NAME.search(soap_body):
+            raise ValueError(f"an XML name in the body is longer than {MAX_XML_NAME} characters")
         parser = defused_parser()
         handler = content_handler(parser)
         parser.setContentHandler(handler)

@@ -406,3 +406,25 @@ def test_apply_is_idempotent_and_applied_by_compat() -> None:
     compat_soap._patch_soap_wsdl()
     assert _patched() == before
     assert all(getattr(function, "_ladon_tasks_shim", False) for function in before)
+
+
+def test_an_absurdly_long_xml_name_is_refused_before_parsing() -> None:
+    from ladon.interfaces.soap11 import SOAP11RequestHandler
+
+    from ladon_tasks.compat_soap import MAX_XML_NAME
+
+    template = ('<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>'
+                '<ns:{0} xmlns:ns="urn:S"><v><![CDATA[{1}]]></v><!--{1}--></ns:{0}></e:Body></e:Envelope>')
+    long_text = "x" * 5000
+
+    class NoMethods:
+        def method(self, name: str) -> None:
+            return None
+
+    with pytest.raises(ValueError, match="longer than"):
+        body = template.format("m" * (MAX_XML_NAME + 1), "").encode()
+        SOAP11RequestHandler().parse_request(body, NoMethods(), "UTF-8")
+    # Long text, CDATA and comments are no names: that body parses (and names its operation).
+    body = template.format("op", long_text).encode()
+    parsed = SOAP11RequestHandler().parse_request(body, NoMethods(), "UTF-8")
+    assert parsed["methodname"] == "op"
