@@ -194,9 +194,11 @@ def test_an_outage_longer_than_lost_after_loses_no_task(serve, outage_redis, rea
         assert client.result(task_id) == f"done:{name}"
 
 
+@pytest.mark.parametrize("retries", [0, 2])
 def test_an_end_given_up_after_store_retry_for_is_recorded_lost_when_redis_is_back(serve, outage_redis,
-                                                                                 collect_logs):
-    client = serve(store_retry_for=1.0)
+                                                                                 collect_logs, retries):
+    # With retries left too: the task ran to its end, so it is recorded lost, not run again.
+    client = serve(store_retry_for=1.0, retries=retries)
     logs = collect_logs("ladon_tasks")
     task_id = client.hold("ending")
     wait_until(lambda: client.started("ending"), message="the task to run")
@@ -205,7 +207,7 @@ def test_an_end_given_up_after_store_retry_for_is_recorded_lost_when_redis_is_ba
         wait_until(lambda: worker_logged(logs.records, f"task {task_id}: gave up"), timeout=20,
                    message="the worker to give up after store_retry_for")
     final = client.wait_done(task_id, timeout=30)
-    assert final["state"] == "lost", final
+    assert (final["state"], final["attempt"]) == ("lost", 1), final
     assert final["error"].startswith("TaskLost: its end (succeeded) could not be recorded"), final
     assert fault_detail(client.call("hold_result", task_id=task_id)) == "TaskLost"
 

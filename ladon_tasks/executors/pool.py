@@ -85,7 +85,9 @@ class SlotPool(Executor):
         self._supervisor: threading.Thread | None = None
         #: Ends this pool must record but the store would not take yet (it was away):
         #: tried again on every supervisor turn until it does.
-        self._pending_ends: list[tuple[Job, TaskState, str]] = []
+        #: Ends the store would not take yet: ``(job, state, error, final)``; a final one is
+        #: recorded as it is, never retried (the task's own end could not be written).
+        self._pending_ends: list[tuple[Job, TaskState, str, bool]] = []
 
     # -- what subclasses provide ------------------------------------------------------
 
@@ -202,7 +204,9 @@ class SlotPool(Executor):
             del self._busy[job.task_id]
             slot.job = slot.watch = None
             if outcome.unrecorded:
-                self._pending_ends.append((job, TaskState.LOST, f"TaskLost: {outcome.unrecorded}"))
+                # Its run ended (a success, maybe) but the end was not written: recorded lost,
+                # as docs/failures.rst says, and not run again whatever its retries.
+                self._pending_ends.append((job, TaskState.LOST, f"TaskLost: {outcome.unrecorded}", True))
             if outcome.retry_in is not None:
                 self._delay(replace(job, attempt=job.attempt + 1), outcome.retry_in)
             self._idle.append(slot)
@@ -289,7 +293,7 @@ class SlotPool(Executor):
             log.warning("task %s: its end (%s) waits until the store is back: %s", job.task_id,
                         error, exc)
             with self._lock:
-                self._pending_ends.append((job, state, error))
+                self._pending_ends.append((job, state, error, False))
 
     def _end_or_retry(self, job: Job, state: TaskState, error: str, owner: str) -> None:
         retry = job.policy.next_attempt(state, job.attempt, error)
@@ -309,16 +313,19 @@ class SlotPool(Executor):
                 log.error("task %s: too many ends wait for the store (%d); this one is dropped: %s",
                           task_id, len(self._pending_ends), error)
                 return
-            self._pending_ends.append((Job(task_id, None, TaskPolicy()), TaskState.LOST, error))
+            self._pending_ends.append((Job(task_id, None, TaskPolicy()), TaskState.LOST, error, True))
             self._ensure_supervisor()
 
     def _record_pending_ends(self) -> None:
         """Write the ends the store would not take before, oldest first, until it fails."""
         with self._lock:
             pending, self._pending_ends = self._pending_ends, []
-        for index, (job, state, error) in enumerate(pending):
+        for index, (job, state, error, final) in enumerate(pending):
             try:
-                self._end_or_retry(job, state, error, self.owner)
+                if final:
+                    self.store.finish(job.task_id, state, time.time(), error=error, attempt=job.attempt)
+                else:
+                    self._end_or_retry(job, state, error, self.owner)
             except StoreUnavailable:
                 with self._lock:
                     self._pending_ends[:0] = pending[index:]
