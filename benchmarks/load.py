@@ -61,12 +61,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def jsonwsp_request(host: str, port: int, service: str, body: bytes) -> bytes:
-    """The bytes of one JSON-WSP POST."""
-    head = (f"POST /{service}/jsonwsp HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json; charset=UTF-8\r\n"
+def post_request(host: str, port: int, path: str, body: bytes, content_type: str) -> bytes:
+    """The bytes of one POST of ``body`` to ``path``."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     return head.encode("ascii") + body
+
+
+def jsonwsp_request(host: str, port: int, service: str, body: bytes) -> bytes:
+    """The bytes of one JSON-WSP POST."""
+    return post_request(host, port, f"/{service}/jsonwsp", body, "application/json; charset=UTF-8")
 
 
 class _Client:

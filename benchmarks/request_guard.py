@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ from typing import Callable
 
 import report
 from calls import HOST
-from load import LoadResult, run_load
+from load import LoadResult, post_request, run_load
 from procs import GunicornProcess, ServerProcess, precise_cpu_seconds
 
 ON, OFF, LADON = "guard on", "guard off", "Ladon 1.0.7"
@@ -43,12 +44,6 @@ CLIENTS = 8
 
 
 # -- requests ------------------------------------------------------------------------------
-
-
-def http_request(port: int, path: str, body: bytes, content_type: str) -> bytes:
-    head = (f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
-    return head.encode("ascii") + body
 
 
 def envelope(service: str, operation: str, inner: str = "") -> bytes:
@@ -65,7 +60,7 @@ def noop_call(protocol: str, port: int, service: str) -> bytes:
         body, kind = json.dumps({"method": "noop", "params": [], "id": 1}).encode(), "application/json"
     else:
         body, kind = envelope(service, "noop"), "text/xml; charset=UTF-8"
-    return http_request(port, f"/{service}/{protocol}", body, kind)
+    return post_request(HOST, port, f"/{service}/{protocol}", body, kind)
 
 
 BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
@@ -192,7 +187,8 @@ class Bench:
         rows = []
         for protocol, concurrency in itertools.product(protocols, counts):
             runs = {label: cells[(protocol, concurrency, label)] for label in labels}
-            rate = {label: _median([result.rate for result, _cpu in runs[label]]) for label in labels}
+            rate = {label: statistics.median([result.rate for result, _cpu in runs[label]])
+                    for label in labels}
             cpu_us = {label: sum(cpu for _r, cpu in runs[label]) * 1e6
                       / sum(result.requests for result, _cpu in runs[label]) for label in labels}
             ratio = rate[ON] / rate[OFF]
@@ -287,7 +283,7 @@ class Bench:
                 else:
                     os.environ[key] = value
         bodies = [row for row in malformed_bodies() if not (small_only and len(row[2]) > 100_000)]
-        requests = [http_request(server.port, f"/{SERVICE}/{interface}", body,
+        requests = [post_request(HOST, server.port, f"/{SERVICE}/{interface}", body,
                                  "text/xml; charset=UTF-8" if "soap" in interface else "application/json")
                     for _kind, interface, body in bodies]
         run_load(HOST, server.port, [noop_call("jsonwsp", server.port, SERVICE)] * 20, 1)
@@ -328,11 +324,6 @@ COST_NOTE = ("guard cost: server CPU per call with the guard on over off, minus 
              "server process over all rounds, from /proc/PID/schedstat: steadier on this noisy "
              "2-core machine than the rates, which wobble by +-10% between identical servers). "
              "met? judges the cost; rate on/off is shown beside it.")
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
 
 
 def main() -> int:

@@ -13,8 +13,8 @@ on, the traceback goes to the caller too, as Ladon does).
 
 from __future__ import annotations
 
-import codecs
 import functools
+import importlib
 import json
 import logging
 import sys
@@ -32,6 +32,7 @@ from ladon.types.typeconverter import TypeConverter
 
 from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_FAULT_STATUS_KEY
 from ladon_tasks.ladon_glue.arguments import ArgumentConverter, type_name
+from ladon_tasks.ladon_glue.guard import known_charset
 from ladon_tasks.ladon_glue.replies import FAULT_FORMATS, FaultParts, jsonrpc_answer
 from ladon_tasks.ladon_glue.request_faults import InternalError, UnknownMethod, shown
 from ladon_tasks.ladon_glue.request_readers import READERS, Reply, Request
@@ -53,7 +54,7 @@ class TaskDispatcher(Dispatcher):
         interface = _protocol_of(type(self.iface))
         if debug is None or interface is None:
             return super().dispatch_request(request_data, export_dict)
-        if not _known_encoding(self.response_encoding):
+        if not known_charset(self.response_encoding):
             self.response_encoding = "UTF-8"
         reply = Reply()
         log_line: dict = {}
@@ -84,7 +85,7 @@ class TaskDispatcher(Dispatcher):
     def _call(self, method: Any, args: list, tc: Any, export_dict: dict, log_line: dict) -> Any:
         """Call the service method as Ladon does: a fresh service instance, and Ladon's
         keywords for methods that take ``**kw``."""
-        module = sys.modules.get(method.sinfo.modulename) or __import__(method.sinfo.modulename)
+        module = sys.modules.get(method.sinfo.modulename) or importlib.import_module(method.sinfo.modulename)
         instance = getattr(module, method.sinfo.servicename)()
         bound = getattr(instance, method.name())
         if self.logging & LOG_REQUEST_ACCESS:
@@ -180,13 +181,5 @@ def _one_line(text: Any, limit: int = 300) -> str:
     """``text`` on one line, cut if long (a client may send anything)."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[:limit] + "..."
-
-
-def _known_encoding(name: str) -> bool:
-    try:
-        codecs.lookup(name)
-    except (LookupError, TypeError, ValueError):
-        return False
-    return True
 
 

@@ -157,7 +157,7 @@ def _shown(text: str, limit: int = 80) -> str:
 
 def _check_charset(content_type: str) -> Refusal | None:
     charset = _CHARSET.search(content_type)
-    if charset and not _known_charset(charset.group(1)):
+    if charset and not known_charset(charset.group(1)):
         return Refusal("415 Unsupported Media Type",
                        f"the body's charset {_shown(charset.group(1))} is not one this server knows")
     return None
@@ -171,10 +171,11 @@ def _remember(cache: dict, key: str, value: object) -> None:
     cache[key] = value
 
 
-def _known_charset(name: str) -> bool:
+def known_charset(name: str) -> bool:
+    """Whether a codec reads text in the charset ``name``."""
     try:
         codecs.lookup(name)
-    except (LookupError, ValueError):
+    except (LookupError, TypeError, ValueError):
         return False
     return True
 
