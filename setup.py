@@ -20,6 +20,7 @@ setup(
     ],
     extras_require={
         "client": ["rich>=13", "zeep>=4.2"],
+        "celery": ["celery[redis]>=5.4"],
         "test": [
             "pytest>=8",
             "pytest-timeout>=2",
@@ -31,6 +32,7 @@ setup(
             "jsonrpcclient>=4",
             "jsonrpclib-pelix>=0.4",
             "hypothesis>=6",
+            "celery[redis]>=5.4",
         ],
         "bench": ["rq>=1.16", "requests>=2.31", "psutil>=5.9", "celery>=5.3", "gunicorn>=22"],
         "docs": ["sphinx>=7"],

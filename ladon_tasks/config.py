@@ -13,7 +13,10 @@ from ladon_tasks.exceptions import ConfigurationError
 #: Execution modes and what each one needs.
 THREAD_MODE = "thread"
 PROCESS_MODE = "process"
-MODES = (THREAD_MODE, PROCESS_MODE)
+CELERY_MODE = "celery"
+MODES = (THREAD_MODE, PROCESS_MODE, CELERY_MODE)
+#: The modes whose tasks run outside the web process, their state in Redis.
+REDIS_MODES = (PROCESS_MODE, CELERY_MODE)
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -30,14 +33,19 @@ class TaskConfig:
     environment (``LADON_TASKS_REDIS_URL=redis://...``).
     """
 
-    #: ``"thread"`` (state in process memory) or ``"process"`` (worker processes, Redis).
+    #: ``"thread"`` (state in process memory), ``"process"`` (worker processes of each
+    #: server process, Redis) or ``"celery"`` (Celery workers on any host, Redis).
     mode: str = THREAD_MODE
     #: Size of the thread pool that runs thread-mode tasks.
     threads: int = 8
     #: Size of the worker-process pool of each server process in process mode.
     processes: int = field(default_factory=_default_processes)
-    #: Redis URL (``redis://``, ``rediss://``, ``unix://``); required by process mode.
+    #: Redis URL (``redis://``, ``rediss://``, ``unix://``); required by process and celery mode.
     redis_url: str | None = None
+    #: Celery mode: the URL of the Celery broker; None: ``redis_url``.
+    broker_url: str | None = None
+    #: Celery mode: the Celery queue task messages are sent to and workers consume.
+    celery_queue: str = "ladon_tasks"
     #: Prefix of every Redis key.
     key_prefix: str = DEFAULT_KEY_PREFIX
     #: Seconds a finished task's record and result are kept.
@@ -89,11 +97,16 @@ class TaskConfig:
         check_limits(self.time_limit, self.max_silence, self.retries, self.retry_backoff)
         if self.lost_after <= self.heartbeat_interval:
             raise ConfigurationError("lost_after must be longer than heartbeat_interval")
-        if self.mode == PROCESS_MODE and not self.redis_url:
+        if self.mode in REDIS_MODES and not self.redis_url:
             raise ConfigurationError(
-                "mode='process' keeps task state in Redis: give redis_url='redis://host:6379/0' "
+                f"mode={self.mode!r} keeps task state in Redis: give redis_url='redis://host:6379/0' "
                 "(or --redis-url, or LADON_TASKS_REDIS_URL)"
             )
+        if not self.celery_queue or not self.celery_queue.strip():
+            raise ConfigurationError("celery_queue must name a queue")
+        if self.broker_url is not None and "://" not in self.broker_url:
+            raise ConfigurationError(f"broker_url={self.broker_url!r}: give a Celery broker URL "
+                                     "such as redis://host:6379/0 or amqp://host//")
         if self.redis_url is not None:
             validate_redis_url(self.redis_url)
 

@@ -13,8 +13,9 @@ import time
 from functools import cached_property
 from typing import Any
 
-from ladon_tasks.config import PROCESS_MODE, THREAD_MODE, TaskConfig
+from ladon_tasks.config import CELERY_MODE, THREAD_MODE, TaskConfig
 from ladon_tasks.exceptions import (
+    BrokerUnavailable,
     ConfigurationError,
     ResultNotReady,
     ShuttingDown,
@@ -43,10 +44,14 @@ log = logging.getLogger(__name__)
 
 
 class TaskEngine:
-    """Starts tasks and reads their state, in thread mode or in process mode."""
+    """Starts tasks and reads their state, in thread, process or celery mode.
 
-    def __init__(self, config: TaskConfig | None = None) -> None:
+    ``celery_app`` is an existing ``celery.Celery`` app to send celery-mode tasks with
+    (default: one of our own on ``broker_url``)."""
+
+    def __init__(self, config: TaskConfig | None = None, celery_app: Any = None) -> None:
         self.config = config or TaskConfig()
+        self.celery_app = celery_app
         self._stores: dict[tuple[str, str | None], TaskStore] = {}
         self._executors: dict[tuple[str, str | None], Executor] = {}
         self._lock = threading.Lock()
@@ -61,10 +66,10 @@ class TaskEngine:
         url = redis_url or self.config.redis_url
         if not url:
             raise ConfigurationError(
-                "a process-mode task needs Redis: give redis_url= to the application, "
+                f"a {mode}-mode task needs Redis: give redis_url= to the application, "
                 "--redis-url to ladon-tasks serve, or LADON_TASKS_REDIS_URL"
             )
-        return (PROCESS_MODE, url)
+        return (mode, url)
 
     def store(self, mode: str | None = None, redis_url: str | None = None) -> TaskStore:
         """The store of ``mode`` (the configured mode if None)."""
@@ -74,6 +79,10 @@ class TaskEngine:
             with self._lock:
                 store = self._stores.get(route) or self._make_store(route)
                 self._stores[route] = store
+            if route[0] == CELERY_MODE:
+                # Its executor gives the store its lost_handler: a process that only reads
+                # tasks runs a task of a dead worker again, as one that started it would.
+                self.executor(*route)
         return store
 
     def executor(self, mode: str | None = None, redis_url: str | None = None) -> Executor:
@@ -105,12 +114,17 @@ class TaskEngine:
             return ThreadExecutor(store, self.config.threads, debug=self.config.debug,
                                   turn=self.config.progress_interval,
                                   max_queued=self.config.max_queued)
-        from ladon_tasks.executors.process import ProcessExecutor
         from ladon_tasks.stores.redis import RedisStore
 
         assert isinstance(store, RedisStore)
         config = self.config if route[1] == self.config.redis_url else self.config.with_options(
             redis_url=route[1])
+        if route[0] == CELERY_MODE:
+            from ladon_tasks.executors.celery_executor import CeleryExecutor
+
+            return CeleryExecutor(store, config, self.celery_app)
+        from ladon_tasks.executors.process import ProcessExecutor
+
         return ProcessExecutor(store, config)
 
     # -- tasks ------------------------------------------------------------------------
@@ -119,8 +133,8 @@ class TaskEngine:
               policy: TaskPolicy | None = None) -> str:
         """Record a new queued task and submit ``job`` to run under ``policy``; return its id.
 
-        Thread mode takes a callable ``job(update_progress)``; process mode a worker job
-        dict (see :mod:`ladon_tasks.executors.worker`). ``policy`` defaults to the
+        Thread mode takes a callable ``job(update_progress)``; process and celery mode a
+        worker job dict (see :mod:`ladon_tasks.executors.worker`). ``policy`` defaults to the
         application's limits and retries. Raises QueueFull, or StoreUnavailable if the
         store cannot be written, with nothing recorded.
         """
@@ -134,7 +148,7 @@ class TaskEngine:
                             owner=executor.owner, max_silence=policy.max_silence or 0.0)
         executor.admit()  # QueueFull before anything is recorded
         try:
-            store.create(record)
+            store.create(record, executor.job_to_store(job, policy))
         except BaseException as error:
             executor.unadmit()
             if isinstance(error, StoreUnavailable):
@@ -148,6 +162,12 @@ class TaskEngine:
         except ShuttingDown:
             store.finish(record.task_id, TaskState.LOST, time.time(),
                          error="TaskLost: the server process began stopping as the task was started")
+            raise
+        except BrokerUnavailable as error:  # nothing will run it: ended, and the start refused
+            try:
+                store.finish(record.task_id, TaskState.LOST, time.time(), error=f"TaskLost: {error}")
+            except StoreUnavailable:
+                log.warning("task %s: not queued, and cannot be recorded lost either", record.task_id)
             raise
         return record.task_id
 

@@ -57,6 +57,10 @@ class StoreUnavailable(LadonTasksError):
     """The task store (Redis) cannot be reached; nothing was written."""
 
 
+class BrokerUnavailable(StoreUnavailable):
+    """Celery mode: the Celery broker cannot be reached, so the task was not queued."""
+
+
 class QueueFull(LadonTasksError):
     """A start refused: this server process already holds ``max_queued`` tasks waiting."""
 

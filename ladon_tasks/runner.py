@@ -68,7 +68,7 @@ def run_task(
     control: Control,
     policy: TaskPolicy = TaskPolicy(),
     attempt: int = 1,
-    queue_owner: str = "",
+    queue_owner: str | None = None,
     debug: bool = False,
     retry_for: float = 60.0,
 ) -> Outcome:
@@ -76,7 +76,8 @@ def run_task(
 
     ``encode`` turns the return value into what the store keeps (it validates it, too);
     an exception from it fails the task with a clear message. A failed attempt with
-    attempts left is queued again, held by ``queue_owner``, instead of ending. Every
+    attempts left is queued again, held by ``queue_owner`` (None: ``owner``; ``""``:
+    no process, as a broker holds it), instead of ending. Every
     write is retried for ``retry_for`` seconds while the store cannot take it.
     """
     writes = _Writes(store, task_id, StoreRetry(retry_for))
@@ -96,7 +97,7 @@ def run_task(
         retry = policy.next_attempt(state, attempt, error)
         if retry is not None:
             delay, note = retry
-            holder = queue_owner or owner
+            holder = owner if queue_owner is None else queue_owner
             if writes("queue it again", lambda: store.requeue(task_id, attempt + 1, note, holder)):
                 log.info("task %s: %s", task_id, note)
                 return Outcome(TaskState.QUEUED, delay)

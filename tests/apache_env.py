@@ -42,10 +42,20 @@ def run(command: list[str], what: str, **kwargs: Any) -> subprocess.CompletedPro
     return done
 
 
+#: The extras of ladon_tasks that Apache's daemon processes need too (celery mode sends tasks).
+APACHE_EXTRAS = ("celery",)
+
+
 def requirements() -> list[str]:
-    """ladon_tasks' own requirements (as installed for this Python), and mod_wsgi."""
-    requires = importlib.metadata.requires("ladon_tasks") or []
-    return sorted(r for r in requires if "extra ==" not in r) + ["mod_wsgi"]
+    """ladon_tasks' own requirements and those of :data:`APACHE_EXTRAS` (as installed for
+    this Python), and mod_wsgi."""
+    needed = []
+    for requirement in importlib.metadata.requires("ladon_tasks") or []:
+        spec, _, marker = requirement.partition(";")
+        extra = marker.split("==")[-1].strip().strip("'\"") if "extra ==" in marker else None
+        if extra is None or extra in APACHE_EXTRAS:
+            needed.append(spec.strip())
+    return sorted(set(needed)) + ["mod_wsgi"]
 
 
 def make_readable(top: Path) -> None:

@@ -82,6 +82,79 @@ class ServeProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
+class CeleryWorker:
+    """``ladon-tasks worker MODULE... --path tests/services --redis-url URL OPTION...`` in a
+    subprocess of its own session (its pool processes die with it on :meth:`kill`), its
+    output in ``log_path``; :meth:`wait_ready` before counting on it."""
+
+    def __init__(self, modules: list[str], redis_url: str, log_path: Path, *options: str,
+                 concurrency: int = 2) -> None:
+        self.log_path = log_path
+        self.concurrency = concurrency
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(ServeProcess.LADON_TASKS), "worker", *modules, "--path", SERVICES_DIR,
+                 "--redis-url", redis_url, "--concurrency", str(concurrency),
+                 "--progress-interval", "0.05", *options],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def pool_pids(self) -> list[int]:
+        """The pids of its pool processes (the children of its main process)."""
+        try:
+            text = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in text.split()]
+
+    def ready(self) -> bool:
+        assert self.process.poll() is None, f"the worker exited:\n{self.log()}"
+        return " ready." in self.log() and len(self.pool_pids()) == self.concurrency
+
+    def wait_ready(self, timeout: float = 60) -> CeleryWorker:
+        from helpers import wait_until
+
+        wait_until(self.ready, timeout=timeout, interval=0.05, message="the Celery worker to be ready")
+        return self
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM (Celery's warm shutdown: running tasks finish); its exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL to its main process and every pool process."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def celery_workers(tmp_path: Path) -> Iterator[Callable[..., CeleryWorker]]:
+    """``celery_workers(redis_url, *options, modules=[...], concurrency=2)`` starts a
+    ``ladon-tasks worker``, killed after the test (with its pool processes)."""
+    started: list[CeleryWorker] = []
+
+    def start(redis_url: str, *options: str, modules: list[str] | None = None,
+              concurrency: int = 2) -> CeleryWorker:
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        worker = CeleryWorker(modules or ["lifecycle_service"], redis_url, log_path, *options,
+                              concurrency=concurrency)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
 def _service_of(module: str) -> str:
     """The service class name of a test service module: ``calc_service`` -> ``CalcService``."""
     return "".join(part.capitalize() for part in module.split("_"))

@@ -348,6 +348,37 @@ def test_multiprocessing_mode_any_daemon_process_answers_for_any_task(express: A
             assert (soap_report.number, soap_report["worker-pid"]) == (number, report["worker_pid"])
 
 
+def test_celery_mode_a_task_outlives_a_graceful_restart_of_every_daemon_process(
+        express: Any, redis_url: str, celery_workers: Any) -> None:
+    # Each deploy and each log rotation restarts Apache gracefully: its daemon processes
+    # end within seconds. In celery mode the task runs on a Celery worker, its state in
+    # Redis, so it runs on and is read through the daemon processes that come next.
+    worker = celery_workers(redis_url, modules=["apache_service"], concurrency=2)
+    server = express(mode="celery")
+    with pinned(server, redis_url) as pinner:
+        old_daemons = set(pinner.occupy_all())
+    worker.wait_ready()
+    started, _ = server.result("work", number=20, seconds=20.0)
+    task_id = started["task_id"]
+    wait_until(lambda: server.result("work_progress", task_id=task_id)[0]["state"] == "running",
+               timeout=30, message="the task to run on the worker")
+
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGUSR1)  # apachectl -k graceful
+    wait_until(lambda: not set(_group_members(server.process.pid)) & old_daemons, timeout=60,
+               message="the old daemon processes to end")
+    with pinned(server, redis_url) as pinner:
+        new_daemons = set(pinner.occupy_all())
+
+    during, pid = server.result("work_progress", task_id=task_id)
+    assert pid in new_daemons and during["state"] == "running" and during["progress"] < 1.0
+    progress = _wait_done(server, task_id)
+    assert progress["state"] == TaskState.SUCCEEDED.value and progress["attempt"] == 1, progress
+    report, pid = server.result("work_result", task_id=task_id)
+    assert pid in new_daemons and report["number"] == 20
+    assert report["worker_pid"] in worker.pool_pids()  # run by the Celery worker, start to end
+
+
 def test_thread_mode_in_several_daemon_processes_answers_with_a_clear_fault(
         express: Any, redis_url: str) -> None:
     server = express(mode="thread")

@@ -1,4 +1,4 @@
-"""Task lifecycle over real HTTP, in thread and in process mode: cancel, cancel_grace,
+"""Task lifecycle over real HTTP, in thread, process and celery mode: cancel, cancel_grace,
 time limits, the stall watchdog, retries, dismiss and expiry.
 
 Every endpoint is called over SOAP 1.1 (zeep), JSON-WSP and JSON-RPC 1.0 where the answer
@@ -67,7 +67,7 @@ def tasks(url: str, name: str = "jsonwsp") -> Tasks:
     return Tasks(PROTOCOLS[name](url))
 
 
-@pytest.fixture(params=["thread", "process"])
+@pytest.fixture(params=["thread", "process", "celery"])
 def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -77,7 +77,15 @@ def serve(mode: str, request: pytest.FixtureRequest, live_server: Callable) -> C
     """``serve(**options)`` -> the application on a live server, in this test's mode."""
 
     def start(**options: Any) -> Any:
-        if mode == "process":
+        worker = None
+        if mode == "celery":
+            # The application sends its tasks to a real Celery worker of the same Redis;
+            # the worker records their ends, so it keeps their results as long.
+            url = request.getfixturevalue("redis_url")
+            ttl = ["--result-ttl", str(options["result_ttl"])] if "result_ttl" in options else []
+            worker = request.getfixturevalue("celery_workers")(url, *ttl, concurrency=options.pop("size", 2))
+            options = {"mode": "celery", "redis_url": url, "progress_interval": 0.05, **options}
+        elif mode == "process":
             options = {"mode": "process", "redis_url": request.getfixturevalue("redis_url"),
                        "processes": options.pop("size", 2), "progress_interval": 0.05, **options}
         else:
@@ -85,6 +93,7 @@ def serve(mode: str, request: pytest.FixtureRequest, live_server: Callable) -> C
         app = make_app(["lifecycle_service"], **options)
         server = live_server(app)
         app.url = server.url
+        app.worker = worker and worker.wait_ready()
         return app
 
     return start
@@ -201,6 +210,13 @@ def test_a_task_that_ignores_its_cancel_is_ended_after_cancel_grace(serve, mode,
         executor = app.engine.executor()
         wait_until(lambda: len(executor.worker_pids()) == 2, message="a replacement worker")
         assert stuck_pid not in executor.worker_pids() and sibling_pid in executor.worker_pids()
+    elif mode == "celery":
+        # Its watchdog recorded the end and ended its pool process; Celery started another.
+        assert stuck_pid != sibling_pid
+        wait_until(lambda: not alive(stuck_pid), timeout=10, message="the stuck pool process to be gone")
+        pids = wait_until(lambda: (p := app.worker.pool_pids()) and len(p) == 2 and stuck_pid not in p and p,
+                          message="a replacement pool process")
+        assert sibling_pid in pids
     else:
         # A thread cannot be killed: it is abandoned and its slot given back at once.
         executor = app.engine.executor()

@@ -212,6 +212,32 @@ def test_finished_records_expire(make_store):
     assert store.get(waiting.task_id).state is TaskState.QUEUED
 
 
+def test_a_job_is_kept_with_its_record_and_goes_with_it(store):
+    job = {"entry": "module:function", "payload": {"args": [1, "two", [3.5]]}, "policy": {"retries": 2}}
+    record = TaskRecord(task_id=new_task_id(), method="S.m", created=time.time(), owner=OWNER)
+    store.create(record, job)
+    assert store.get_job(record.task_id) == job
+    read, read_job = store.get_with_job(record.task_id)
+    assert (read.task_id, read.state, read_job) == (record.task_id, TaskState.QUEUED, job)
+    assert store.get_with_job(new_task_id()) == (None, None)
+    assert store.mark_running(record.task_id, time.time(), OWNER)
+    assert store.finish(record.task_id, TaskState.FAILED, time.time(), error="E: x")
+    assert store.get_job(record.task_id) == job  # an ended task keeps it, to run it again
+    assert store.get_job(queued(store).task_id) is None  # created without one
+    assert store.get_job(new_task_id()) is None
+    assert store.dismiss(record.task_id, time.time()) is not None
+    assert store.get_job(record.task_id) is None
+
+
+def test_a_job_expires_with_its_record(make_store):
+    store = make_store(result_ttl=1)
+    record = TaskRecord(task_id=new_task_id(), method="S.m", created=time.time(), owner=OWNER)
+    store.create(record, {"entry": "m:f"})
+    assert store.finish(record.task_id, TaskState.SUCCEEDED, time.time(), result=1)
+    wait_until(lambda: store.get(record.task_id) is None, timeout=15, message="the record to expire")
+    assert store.get_job(record.task_id) is None
+
+
 def test_progress_sink_and_close_flush_the_final_value(make_store):
     # A long progress interval: only the close can write the last value in time.
     store = make_store(progress_interval=60.0, heartbeat_interval=30.0, lost_after=120.0)
@@ -405,6 +431,29 @@ def test_queued_task_of_a_vanished_owner_reads_lost(redis_store):
     assert got.error.startswith("TaskLost")
     alive = queued(redis_store)
     assert redis_store.get(alive.task_id).state is TaskState.QUEUED
+
+
+@pytest.mark.parametrize("retried", [True, False])
+def test_a_lost_handler_may_run_a_task_of_a_dead_worker_again(redis_store, retried):
+    # Celery mode: a reader that finds a running task's worker gone asks the handler first.
+    record = queued(redis_store)
+    assert redis_store.mark_running(record.task_id, time.time() - 60, "gone:99")
+    asked = []
+
+    def handler(found: TaskRecord, error: str) -> bool:
+        asked.append((found.task_id, found.attempt, error))
+        return retried and redis_store.requeue(found.task_id, found.attempt + 1, "again", "")
+
+    redis_store.lost_handler = handler
+    got = wait_until(lambda: (r := redis_store.get(record.task_id)).state is not TaskState.RUNNING
+                     and r, timeout=15, message="the reader to find the worker gone")
+    assert asked and asked[0][:2] == (record.task_id, 1) and asked[0][2].startswith("TaskLost")
+    if retried:
+        assert (got.state, got.attempt, got.error, got.owner) == (TaskState.QUEUED, 2, "again", "")
+        # Queued by no process: a queued task without an owner is never found lost.
+        assert redis_store.get(record.task_id).state is TaskState.QUEUED
+    else:
+        assert got.state is TaskState.LOST and got.attempt == 1
 
 
 def test_closed_port_raises_store_unavailable():

@@ -6,6 +6,9 @@ same method bodies. Task results are truthy because Ladon's ``task_result`` take
 falsy result for a missing one.
 """
 
+import os
+import time
+
 from bench_common import progress_loop
 from ladon.ladonizer import ladonize
 
@@ -37,3 +40,13 @@ class BenchService(object):
         @rtype: update_progress calls per second, measured inside the task
         """
         return progress_loop(kw["update_progress"], calls)
+
+    @ladonize(int, rtype=int, tasktype=True)
+    def napPid(self, milliseconds, **kw):
+        """Sleep ``milliseconds`` ms and return the pid of the process that ran it.
+
+        @param milliseconds: how long to sleep
+        @rtype: the pid of the worker process
+        """
+        time.sleep(milliseconds / 1000.0)
+        return os.getpid()

@@ -1,6 +1,6 @@
 """The ``ladon-tasks`` command: ``serve`` runs services on werkzeug's development server;
-``call`` starts a task and follows it to its result, ``watch`` follows a running one and
-``cancel`` stops one."""
+``worker`` runs a Celery worker for celery mode; ``call`` starts a task and follows it to
+its result, ``watch`` follows a running one and ``cancel`` stops one."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Sequence
 from ladon_tasks.cli.client_commands import TaskIdParser, add_client_parsers, parse_call_arguments
 from ladon_tasks.cli.display import LineProgress, one_line, progress_display
 from ladon_tasks.cli.serve import add_serve_parser, serve_config
+from ladon_tasks.cli.worker import add_worker_parser
 from ladon_tasks.exceptions import ConfigurationError
 
 __all__ = ["LineProgress", "build_parser", "main", "one_line", "parse_call_arguments",
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = TaskIdParser(prog="ladon-tasks", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)
+    add_worker_parser(commands)
     add_client_parsers(commands)
     return parser
 

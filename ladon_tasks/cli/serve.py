@@ -49,8 +49,14 @@ def add_serve_parser(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (announced)")
     serve.add_argument("--mode", choices=MODES, default=None,
-                       help="thread (default) or process (worker processes, state in Redis)")
-    serve.add_argument("--redis-url", default=None, help="Redis URL, required by --mode process")
+                       help="thread (default), process (worker processes, state in Redis) or "
+                            "celery (Celery workers: ladon-tasks worker, state in Redis)")
+    serve.add_argument("--redis-url", default=None,
+                       help="Redis URL, required by --mode process and --mode celery")
+    serve.add_argument("--broker-url", default=None,
+                       help="Celery broker URL of --mode celery (default: --redis-url)")
+    serve.add_argument("--celery-queue", default=None,
+                       help="Celery queue of --mode celery (default ladon_tasks)")
     serve.add_argument("--threads", type=int, default=None, help="task threads (thread mode)")
     serve.add_argument("--processes", type=int, default=None, help="worker processes (process mode)")
     serve.add_argument("--result-ttl", type=float, default=None, help="seconds results are kept")
@@ -69,7 +75,8 @@ def serve_config(args: argparse.Namespace) -> TaskConfig:
     """The TaskConfig of ``serve``: ``LADON_TASKS_*`` variables, then the flags given."""
     lifecycle = {name: getattr(args, name) for _, name, _ in _LIFECYCLE_FLAGS}
     return TaskConfig.from_env(
-        mode=args.mode, redis_url=args.redis_url, threads=args.threads, processes=args.processes,
+        mode=args.mode, redis_url=args.redis_url, broker_url=args.broker_url,
+        celery_queue=args.celery_queue, threads=args.threads, processes=args.processes,
         result_ttl=args.result_ttl, key_prefix=args.key_prefix, debug=args.debug, **lifecycle)
 
 

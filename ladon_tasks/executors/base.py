@@ -24,6 +24,11 @@ class Executor(ABC):
     def unadmit(self) -> None:
         """Give back a reservation whose task could not be recorded."""
 
+    def job_to_store(self, job: Any, policy: TaskPolicy) -> Any:
+        """What the store keeps of ``job`` with the task's record (None: nothing), for
+        executors that run a task in whichever process takes it."""
+        return None
+
     def abandon(self, task_id: str, error: str) -> None:
         """Record ``task_id`` lost with ``error`` once the store takes it: its creation
         failed, but may have been written with its reply lost."""

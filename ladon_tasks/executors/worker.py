@@ -171,20 +171,27 @@ def resolve_entry(entry: str) -> Callable[[dict], tuple[Callable, Callable]]:
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def run_order(order: WorkOrder, control: Control) -> Outcome:
-    """Run one attempt of a task in this worker."""
-    assert _store is not None and _settings is not None, "init_worker was not called"
-    job = order.job
+def prepare_job(task_id: str, job: dict) -> tuple[Callable, Callable]:
+    """``(call, encode)`` of a job; a job that cannot be prepared (its module does not
+    import here, its method is gone) gets a call that raises why, so its task fails."""
     try:
-        call, encode = resolve_entry(job["entry"])(job["payload"])
+        return resolve_entry(job["entry"])(job["payload"])
     except Exception as exc:
-        log.error("task %s cannot be prepared in the worker", order.task_id, exc_info=True)
+        log.error("task %s cannot be prepared in the worker", task_id, exc_info=True)
 
         def call(update_progress: Any, exc: Exception = exc) -> Any:
             raise exc
 
         def encode(value: Any) -> Any:
             return value
+
+        return call, encode
+
+
+def run_order(order: WorkOrder, control: Control) -> Outcome:
+    """Run one attempt of a task in this worker."""
+    assert _store is not None and _settings is not None, "init_worker was not called"
+    call, encode = prepare_job(order.task_id, order.job)
 
     # The record names the server process, not this worker: the server answers for the
     # worker's life (it sees the worker die), so a reader finds a task lost only once its

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from ladon.compat import PORTABLE_STRING
 from ladon.types import validate_type
 
-from ladon_tasks.config import PROCESS_MODE, THREAD_MODE, TaskConfig
+from ladon_tasks.config import REDIS_MODES, THREAD_MODE, TaskConfig
 from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.exceptions import LadonTasksError, TaskNotFound
@@ -191,7 +191,7 @@ def make_start(spec: TaskMethodSpec) -> Callable:
         engine = engine_for(kw)
         try:
             task_kw = task_keywords(spec, kw)
-            if _mode(spec, engine) == PROCESS_MODE:
+            if _mode(spec, engine) in REDIS_MODES:  # run elsewhere: the call as data
                 from ladon_tasks.ladon_glue.jobs import build_job
 
                 job: Any = build_job(spec, args, task_kw)

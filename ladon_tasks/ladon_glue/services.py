@@ -9,7 +9,7 @@ import threading
 from types import ModuleType
 from typing import Iterator
 
-from ladon_tasks.config import PROCESS_MODE, TaskConfig
+from ladon_tasks.config import REDIS_MODES, TaskConfig
 from ladon_tasks.exceptions import ConfigurationError
 
 _swap_lock = threading.RLock()
@@ -63,9 +63,9 @@ def check_task_methods(module_names: list[str], config: TaskConfig) -> int:
                 continue
             count += 1
             mode = spec.mode or config.mode
-            if mode == PROCESS_MODE and not (spec.redis_url or config.redis_url):
+            if mode in REDIS_MODES and not (spec.redis_url or config.redis_url):
                 raise ConfigurationError(
-                    f"{spec.qualified_name} runs in process mode, which keeps task state in Redis: "
+                    f"{spec.qualified_name} runs in {mode} mode, which keeps task state in Redis: "
                     "give redis_url= to TaskWSGIApplication (--redis-url, LADON_TASKS_REDIS_URL) "
                     "or a 'redis_url' in its tasktype option"
                 )

@@ -31,6 +31,8 @@ class TaskWSGIApplication(LadonWSGIApplication):
     :class:`~ladon_tasks.TaskConfig`) or task options as keywords (``mode``,
     ``redis_url``, ``threads``, ...; see TaskConfig). Options not given come from
     ``LADON_TASKS_*`` environment variables, then from TaskConfig's defaults.
+    ``celery_app`` is an existing ``celery.Celery`` app that celery-mode tasks are sent
+    with (default: one of ladon_tasks' own, on ``broker_url``).
 
     Service modules may use ``ladon_tasks.ladonize`` or Ladon's own
     ``ladon.ladonizer.ladonize``: task methods run through ladon_tasks either way.
@@ -45,11 +47,12 @@ class TaskWSGIApplication(LadonWSGIApplication):
         logging: int = NO_LOGGING,
         *,
         config: TaskConfig | None = None,
+        celery_app: Any = None,
         **task_options: Any,
     ) -> None:
         base = config if config is not None else TaskConfig.from_env()
         self.task_config = base.with_options(**task_options) if task_options else base
-        self.engine = TaskEngine(self.task_config)
+        self.engine = TaskEngine(self.task_config, celery_app=celery_app)
         self._warned_multiprocess = False
         self._closed = threading.Event()
         services = [service_list] if isinstance(service_list, str) else list(service_list)

@@ -21,8 +21,20 @@ class TaskStore(ABC):
     needs_encoded_results: bool = False
 
     @abstractmethod
-    def create(self, record: TaskRecord) -> None:
-        """Record a new task, atomically. Raises StoreUnavailable if it cannot be written."""
+    def create(self, record: TaskRecord, job: Any = None) -> None:
+        """Record a new task, atomically. Raises StoreUnavailable if it cannot be written.
+
+        ``job`` (JSON-able data, or None) is what the task runs, kept with the record for
+        as long as it lives, so that any process can run it (again): see :meth:`get_job`."""
+
+    @abstractmethod
+    def get_job(self, task_id: str) -> Any:
+        """The job the task was created with; None if it had none, or is gone."""
+
+    def get_with_job(self, task_id: str) -> tuple[TaskRecord | None, Any]:
+        """:meth:`get` and :meth:`get_job` at once (one read where the store can)."""
+        record = self.get(task_id)
+        return record, None if record is None else self.get_job(task_id)
 
     @abstractmethod
     def get(self, task_id: str) -> TaskRecord | None:

@@ -31,6 +31,8 @@ class MemoryStore(TaskStore):
         self.tombstone_ttl = float(tombstone_ttl)
         self.max_result_bytes = int(max_result_bytes)
         self._records: dict[str, TaskRecord] = {}
+        #: What each task runs, for the tasks created with one (see TaskStore.create).
+        self._jobs: dict[str, Any] = {}
         self._expiry: deque[tuple[float, str]] = deque()
         #: When each ended record expires; an entry of ``_expiry`` that disagrees is stale
         #: (the task was queued again after it was lost).
@@ -50,6 +52,7 @@ class MemoryStore(TaskStore):
             if self._expires_at.get(task_id) != when:
                 continue
             del self._expires_at[task_id]
+            self._jobs.pop(task_id, None)
             if self._records.pop(task_id, None) is not None:
                 self._tombstones.add(task_id, Gone.EXPIRED, now)
         self._tombstones.purge(now)
@@ -60,12 +63,18 @@ class MemoryStore(TaskStore):
             return None
         return self._records.get(task_id)
 
-    def create(self, record: TaskRecord) -> None:
+    def create(self, record: TaskRecord, job: Any = None) -> None:
         with self._lock:
             self._purge_expired(time.monotonic())
             if record.task_id in self._records:
                 raise ValueError(f"task {record.task_id} exists already")
             self._records[record.task_id] = record
+            if job is not None:
+                self._jobs[record.task_id] = job
+
+    def get_job(self, task_id: str) -> Any:
+        with self._lock:
+            return self._jobs.get(task_id) if self._live(task_id) is not None else None
 
     def get(self, task_id: str) -> TaskRecord | None:
         with self._lock:
@@ -143,6 +152,7 @@ class MemoryStore(TaskStore):
         if record.task_id in self._dismissed:
             self._dismissed.discard(record.task_id)
             del self._records[record.task_id]
+            self._jobs.pop(record.task_id, None)
             self._expires_at.pop(record.task_id, None)
         else:
             when = time.monotonic() + self.result_ttl
@@ -198,6 +208,7 @@ class MemoryStore(TaskStore):
             answer = snapshot(record)
             if record.state.done:
                 self._records.pop(task_id, None)
+                self._jobs.pop(task_id, None)
                 self._expires_at.pop(task_id, None)
                 self._dismissed.discard(task_id)
             self._tombstones.add(task_id, Gone.DISMISSED, time.monotonic())

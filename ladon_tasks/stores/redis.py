@@ -38,7 +38,7 @@ from ladon_tasks.sizes import too_large
 from ladon_tasks.stores.base import ProgressSink, TaskStore
 from ladon_tasks.stores.redis_dismissals import DismissalListener
 from ladon_tasks.stores.redis_ended import NOT_READ, EndedCopies
-from ladon_tasks.stores.redis_fields import DISMISSED_AT, FIELDS, record_fields, record_from_fields
+from ladon_tasks.stores.redis_fields import DISMISSED_AT, FIELDS, JOB_FIELD, record_fields, record_from_fields
 from ladon_tasks.stores.redis_link import RedisLink
 from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState
 
@@ -98,6 +98,10 @@ class RedisStore(TaskStore):
         self.dismissal_channel = f"{key_prefix}:{DISMISSED_CHANNEL}"
         self._dismissals = DismissalListener(url, self.dismissal_channel, self.ended.forget,
                                              self.ended.forget_all)
+        #: Called with a running task whose worker is found gone, and the error it would be
+        #: recorded lost with; True if it queued the task again instead (celery mode's
+        #: retries, which any reader may start).
+        self.lost_handler: Callable[[TaskRecord, str], bool] | None = None
 
     @classmethod
     def from_config(cls, config: Any, url: str | None = None) -> RedisStore:
@@ -139,10 +143,28 @@ class RedisStore(TaskStore):
 
     # -- TaskStore --------------------------------------------------------------------
 
-    def create(self, record: TaskRecord) -> None:
+    def create(self, record: TaskRecord, job: Any = None) -> None:
         key = self.key(TASK_KEY, record.task_id)
         args = self._write_args(record)
+        if job is not None:
+            args += (JOB_FIELD, json.dumps(job, separators=(",", ":")))
         self._call("create task", lambda: self._script("create", [key], args))
+
+    def get_with_job(self, task_id: str) -> tuple[TaskRecord | None, Any]:
+        key = self.key(TASK_KEY, task_id)
+        *values, raw_job = self._call("read task", lambda: self.client.hmget(key, (*FIELDS, JOB_FIELD)))
+        if values[1] is None or values[DISMISSED_AT] == "1":
+            return None, None
+        record = self._detect_lost(record_from_fields(task_id, values))
+        return record, None if raw_job is None or record is None else json.loads(raw_job)
+
+    def get_job(self, task_id: str) -> Any:
+        key = self.key(TASK_KEY, task_id)
+        state, dismissed, raw = self._call("read job", lambda: self.client.hmget(
+            key, ("state", "dismissed", JOB_FIELD)))
+        if state is None or dismissed == "1" or raw is None:
+            return None
+        return json.loads(raw)
 
     def get(self, task_id: str) -> TaskRecord | None:
         ended = self.ended.entry(task_id)
@@ -193,6 +215,9 @@ class RedisStore(TaskStore):
             return record
         if not record.owner or self._owner_alive(record.owner) or self.link.disrupted_within(self.lost_after):
             return record
+        if record.state is TaskState.RUNNING and self.lost_handler is not None \
+                and self.lost_handler(record, error):
+            return self.get(record.task_id)
         if not self.finish(record.task_id, TaskState.LOST, now, error=error):
             return self.get(record.task_id)  # its worker recorded the end meanwhile
         record.state, record.error, record.finished, record.progress = TaskState.LOST, error, now, 1.0

@@ -8,6 +8,8 @@ from ladon_tasks.task import TaskRecord, TaskState
 FIELDS = ("method", "state", "progress", "created", "started", "finished", "error", "owner",
            "heartbeat", "attempt", "cancel_requested", "touched", "max_silence", "dismissed")
 DISMISSED_AT = FIELDS.index("dismissed")
+#: The field holding a task's job (celery mode), read only by the process that runs it.
+JOB_FIELD = "job"
 
 
 def record_fields(record: TaskRecord) -> dict[str, str]:

@@ -7,6 +7,7 @@ running for ever.
 """
 
 import os
+import re
 import time
 
 from ladon.compat import PORTABLE_STRING
@@ -106,6 +107,14 @@ class LifecycleService(object):
         """Report progress, then nap ``nap`` s between reports: stalled if ``nap`` > 1 s."""
         _mark(marker)
         return _spin(seconds, kw["update_progress"], pause=nap)
+
+    @ladonize(PORTABLE_STRING, int, rtype=int, tasktype={"time_limit": 0.5, "cancel_grace": 0.5})
+    def regexHog(self, marker, size, **kw):
+        """Match a regular expression that backtracks for ages, holding the GIL all along
+        (no watchdog thread of this process runs meanwhile)."""
+        _mark(marker)
+        kw["update_progress"](0.1)
+        return 1 if re.match(r"(x+x+)+y", "x" * size) else 0
 
     @ladonize(PORTABLE_STRING, rtype=PORTABLE_STRING, tasktype=True)
     def quick(self, text, **kw):
