@@ -11,6 +11,7 @@ compat.apply()
 from ladon_tasks.config import TaskConfig  # noqa: E402
 from ladon_tasks.engine import TaskEngine  # noqa: E402
 from ladon_tasks.exceptions import (  # noqa: E402
+    BrokerUnavailable,
     CancelRequested,
     ConfigurationError,
     InvalidTaskId,
@@ -40,6 +41,7 @@ from ladon_tasks.task import TaskRecord, TaskState  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "BrokerUnavailable",
     "CancelRequested",
     "ConfigurationError",
     "InvalidTaskId",

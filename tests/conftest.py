@@ -88,15 +88,17 @@ class CeleryWorker:
     output in ``log_path``; :meth:`wait_ready` before counting on it."""
 
     def __init__(self, modules: list[str], redis_url: str, log_path: Path, *options: str,
-                 concurrency: int = 2) -> None:
+                 concurrency: int = 2, command: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         self.concurrency = concurrency
+        if command is None:
+            command = [str(ServeProcess.LADON_TASKS), "worker", *modules, "--path", SERVICES_DIR,
+                       "--redis-url", redis_url, "--concurrency", str(concurrency),
+                       "--progress-interval", "0.05", *options]
         with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [str(ServeProcess.LADON_TASKS), "worker", *modules, "--path", SERVICES_DIR,
-                 "--redis-url", redis_url, "--concurrency", str(concurrency),
-                 "--progress-interval", "0.05", *options],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True, env=env, cwd=SERVICES_DIR)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -143,10 +145,11 @@ def celery_workers(tmp_path: Path) -> Iterator[Callable[..., CeleryWorker]]:
     started: list[CeleryWorker] = []
 
     def start(redis_url: str, *options: str, modules: list[str] | None = None,
-              concurrency: int = 2) -> CeleryWorker:
+              concurrency: int = 2, command: list[str] | None = None,
+              env: dict[str, str] | None = None) -> CeleryWorker:
         log_path = tmp_path / f"worker-{len(started)}.log"
         worker = CeleryWorker(modules or ["lifecycle_service"], redis_url, log_path, *options,
-                              concurrency=concurrency)
+                              concurrency=concurrency, command=command, env=env)
         started.append(worker)
         return worker
 

@@ -10,13 +10,15 @@ by ``test_lifecycle``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CeleryWorker, ServeProcess
+from conftest import SERVICES_DIR, CeleryWorker, ServeProcess, make_app
 from helpers import wait_until
 from test_lifecycle import CHECKED, alive, gone_as, marked_pid, tasks
 from test_protocols import over
@@ -321,3 +323,50 @@ def test_an_expired_record_and_its_job_leave_no_key_behind(web, celery_workers, 
     task_keys = [key for key in raw.scan_iter("ladon_tasks:*") if task_id.encode() in key]
     assert [key.decode() for key in task_keys] == [f"ladon_tasks:gone:{task_id}"]
     assert 0 < raw.ttl(task_keys[0])
+
+
+# -- existing Celery deployments ----------------------------------------------------------
+
+
+def test_a_plain_celery_command_runs_ladon_tasks_workers(web, celery_workers, redis_url):
+    server = web()
+    answering(server)
+    environ = dict(os.environ, LADON_TASKS_SERVICES="lifecycle_service", LADON_TASKS_PATH=SERVICES_DIR,
+                   LADON_TASKS_REDIS_URL=redis_url, LADON_TASKS_PROGRESS_INTERVAL="0.05")
+    celery = [str(Path(sys.executable).parent / "celery"), "-A", "ladon_tasks.worker_app", "worker",
+              "--pool", "prefork", "--concurrency", "2", "--queues", "ladon_tasks", "--without-mingle",
+              "--without-gossip", "--loglevel", "INFO"]
+    celery_workers(redis_url, command=celery, env=environ).wait_ready()
+    client = tasks(server.url)
+    task_id = client.start("flaky", counter=str(Path(server.log_path).with_suffix(".count")), failures=1)
+    ended = client.wait_done("flaky", task_id)
+    assert (ended["state"], ended["attempt"]) == ("succeeded", 2)
+
+
+def test_a_users_own_celery_app_sends_and_runs_ladon_tasks_tasks_beside_its_own(
+        celery_workers, redis_url, live_server, monkeypatch, tmp_path):
+    broker = redis_url.rsplit("/", 1)[0] + "/1"
+    monkeypatch.setenv("OWN_BROKER_URL", broker)
+    monkeypatch.setenv("OWN_REDIS_URL", redis_url)
+    sys.modules.pop("own_celery_app", None)
+    own = importlib.import_module("own_celery_app")
+    celery = [str(Path(sys.executable).parent / "celery"), "-A", "own_celery_app", "worker", "--pool",
+              "prefork", "--concurrency", "2", "--queues", own.QUEUE, "--without-mingle", "--without-gossip",
+              "--loglevel", "INFO"]
+    worker = celery_workers(redis_url, command=celery, env=dict(os.environ, PYTHONPATH=SERVICES_DIR))
+    app = make_app(["lifecycle_service"], mode="celery", redis_url=redis_url, celery_queue=own.QUEUE,
+                   celery_app=own.app)
+    assert app.engine.executor().app is own.app
+    client = tasks(live_server(app).url)
+    worker.wait_ready()
+    task_id = client.start("quick", text="through my app")
+    assert client.wait_done("quick", task_id)["state"] == "succeeded"
+    assert client.result("quick", task_id) == "through my app"
+    spinning = client.start("spin", marker=str(tmp_path / "m"), seconds=60.0)
+    assert marked_pid(tmp_path / "m") in worker.pool_pids()
+    client.ask("spin", "cancel", spinning)
+    assert client.wait_done("spin", spinning)["state"] == "cancelled"
+    # The user's own task runs on the same workers, as before.
+    own.app.send_task("own.double", args=(21,), queue=own.QUEUE)
+    wait_until(lambda: "own.double" in worker.log() and "succeeded" in worker.log().split("own.double")[-1],
+               message="the user's own task to run")

@@ -318,3 +318,36 @@ def test_readme_says_to_activate_the_venv() -> None:
     quickstart = text[text.index("## Quickstart"):text.index("## Modes")]
     first_command = quickstart.index("$ ladon-tasks")
     assert ". .venv/bin/activate" in quickstart[:first_command]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["no_such_module", "--redis-url", "redis://127.0.0.1:1/0"],
+     ["no module named 'no_such_module'", "--path"]),
+    (["lifecycle_service", "--path", SERVICES_DIR],
+     ["mode='celery' keeps task state in Redis", "--redis-url"]),
+    (["lifecycle_service", "--path", SERVICES_DIR, "--redis-url", "redis://127.0.0.1:1/0", "--lost-after",
+      "soon"], ["lost_after='soon' is not a valid float"]),
+])
+def test_worker_usage_errors_are_one_line_and_exit_2(extra: list[str], words: list[str]) -> None:
+    process = subprocess.run([str(ServeProcess.LADON_TASKS), "worker", *extra],
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2, process
+    assert "Traceback" not in process.stderr
+    assert len(process.stderr.strip().splitlines()) == 1, process.stderr
+    for word in words:
+        assert word in process.stderr
+
+
+def test_worker_flags_reach_the_config_and_celery() -> None:
+    from ladon_tasks.cli.worker import celery_argv, worker_config
+
+    args = build_parser().parse_args([
+        "worker", "calc_service", "--redis-url", "redis://r:6379/3", "--broker-url", "amqp://mq//",
+        "--queue", "reports", "--concurrency", "3", "--result-ttl", "60", "--lost-after", "4"])
+    config = worker_config(args)
+    assert (config.mode, config.redis_url, config.broker_url, config.celery_queue) == (
+        "celery", "redis://r:6379/3", "amqp://mq//", "reports")
+    assert (config.processes, config.result_ttl, config.lost_after) == (3, 60.0, 4.0)
+    argv = celery_argv(config, "info")
+    assert argv[:7] == ["worker", "--pool", "prefork", "--concurrency", "3", "--queues", "reports"]
+    assert "--without-mingle" in argv and "INFO" in argv

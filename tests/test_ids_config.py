@@ -357,3 +357,28 @@ def test_unknown_tasktype_key_raises_before_any_class_exists():
     with pytest.raises(ConfigurationError):
         decorator_made.append(ladonize(int, rtype=int, tasktype={"redis_sever": "typo"}))
     assert decorator_made == []
+
+
+def test_celery_mode_needs_redis_and_names_the_fix():
+    with pytest.raises(ConfigurationError) as raised:
+        TaskConfig(mode="celery")
+    assert "mode='celery'" in str(raised.value) and "redis_url" in str(raised.value)
+    config = TaskConfig(mode="celery", redis_url="redis://localhost:6379/0")
+    assert (config.broker_url, config.celery_queue) == (None, "ladon_tasks")
+
+
+@pytest.mark.parametrize("options, word", [
+    ({"broker_url": "localhost:5672"}, "broker_url"),
+    ({"celery_queue": " "}, "celery_queue"),
+])
+def test_bad_celery_options_name_the_field(options, word):
+    with pytest.raises(ConfigurationError, match=word):
+        TaskConfig(mode="celery", redis_url="redis://localhost:6379/0", **options)
+
+
+def test_celery_options_from_the_environment():
+    config = TaskConfig.from_env({"LADON_TASKS_MODE": "celery", "LADON_TASKS_REDIS_URL": "redis://r:6379/0",
+                                  "LADON_TASKS_BROKER_URL": "amqp://guest@mq//",
+                                  "LADON_TASKS_CELERY_QUEUE": "reports"})
+    assert (config.mode, config.broker_url, config.celery_queue) == ("celery", "amqp://guest@mq//", "reports")
+    assert parse_tasktype({"mode": "celery"}).mode == "celery"

@@ -299,13 +299,15 @@ def test_a_killed_server_has_its_tasks_found_lost(outage_redis, reader, tmp_path
     assert "stopped before it started" in lost[1].error
 
 
-def test_a_start_whose_reply_was_lost_leaves_no_task_queued_for_ever(outage_redis, reader, monkeypatch):
+@pytest.mark.parametrize("mode", ["process", "celery"])
+def test_a_start_whose_reply_was_lost_leaves_no_task_queued_for_ever(outage_redis, reader, monkeypatch, mode):
     # Redis wrote the new record, then went away before answering: the caller was told
-    # StoreUnavailable, so the task must not stay queued with nobody to run it.
+    # StoreUnavailable, so the task must not stay queued with nobody to run it (in celery
+    # mode no message was sent: nothing would ever run it).
     from ladon_tasks import TaskConfig, TaskEngine
     from ladon_tasks.exceptions import StoreUnavailable
 
-    engine = TaskEngine(TaskConfig(mode="process", redis_url=outage_redis.url, processes=1,
+    engine = TaskEngine(TaskConfig(mode=mode, redis_url=outage_redis.url, processes=1,
                                    heartbeat_interval=0.2, lost_after=1.0))
     try:
         store = engine.store()

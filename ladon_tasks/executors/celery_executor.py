@@ -9,19 +9,25 @@ writes them.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from ladon_tasks.config import TaskConfig
-from ladon_tasks.exceptions import ShuttingDown
+from ladon_tasks.exceptions import ShuttingDown, StoreUnavailable
 from ladon_tasks.executors.base import Executor
 from ladon_tasks.executors.celery_app import MessageSender, make_app, stored_job
 from ladon_tasks.executors.celery_recovery import Recovery
 from ladon_tasks.options import TaskPolicy
+from ladon_tasks.store_retry import StoreRetry
 from ladon_tasks.stores.redis import RedisStore
-from ladon_tasks.task import TaskRecord
+from ladon_tasks.task import TaskRecord, TaskState
 
 if TYPE_CHECKING:
     from celery import Celery
+
+log = logging.getLogger("ladon_tasks.celery")
 
 
 class CeleryExecutor(Executor):
@@ -48,6 +54,21 @@ class CeleryExecutor(Executor):
 
     def job_to_store(self, job: Any, policy: TaskPolicy) -> Any:
         return stored_job(job, policy)
+
+    def abandon(self, task_id: str, error: str) -> None:
+        """Its creation failed, but Redis may have written it with its reply lost: no
+        message was sent, so nothing would ever run it. Recorded lost, in the background,
+        once Redis takes it (within ``store_retry_for``)."""
+
+        def record_lost() -> None:
+            try:
+                StoreRetry(self.config.store_retry_for).run(
+                    "record it lost", lambda: self.store.finish(task_id, TaskState.LOST, time.time(),
+                                                                error=error), task_id)
+            except StoreUnavailable:
+                pass  # the retry logged it; the record, if any, expires with its live TTL
+
+        threading.Thread(target=record_lost, name="ladon-tasks-abandon", daemon=True).start()
 
     def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None,
                record: TaskRecord | None = None) -> None:
