@@ -83,6 +83,11 @@ class TaskConfig:
     max_result_bytes: int = 64 * 1024 * 1024
     #: Bytes of a request body beyond which the request is answered 413, unread.
     max_request_bytes: int = 10 * 1024 * 1024
+    #: Seconds a ``<m>_wait`` call waits at most, whatever timeout it asks for.
+    max_wait: float = 30.0
+    #: ``<m>_wait`` calls one server process lets wait at once; beyond, a wait answers at
+    #: once. None: a quarter of the WSGI server's threads where known (mod_wsgi), else 8.
+    max_waiters: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -90,8 +95,10 @@ class TaskConfig:
         for name in ("threads", "processes", "max_queued", "max_result_bytes", "max_request_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
+        if self.max_waiters is not None and int(self.max_waiters) < 1:
+            raise ConfigurationError("max_waiters must be at least 1 (or None: from the server's threads)")
         for name in ("result_ttl", "progress_interval", "heartbeat_interval", "lost_after",
-                     "cancel_grace", "tombstone_ttl", "store_retry_for"):
+                     "cancel_grace", "tombstone_ttl", "store_retry_for", "max_wait"):
             if float(getattr(self, name)) <= 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
         check_limits(self.time_limit, self.max_silence, self.retries, self.retry_backoff)
@@ -151,10 +158,10 @@ _NO_LIMIT = ("", "none", "off", "no")
 
 def _coerce(name: str, value: Any) -> Any:
     kind = {f.name: f.type for f in fields(TaskConfig)}[name]
-    if kind == "float | None":
+    if kind in ("float | None", "int | None"):
         if isinstance(value, str) and value.strip().lower() in _NO_LIMIT:
             return None
-        kind = "float"
+        kind = kind.split(" ")[0]
     try:
         if kind == "bool" and isinstance(value, str):
             lowered = value.strip().lower()

@@ -12,6 +12,10 @@ GONE_KEY = "gone"
 DISMISSED_CHANNEL = "dismissed"
 #: Redis key that says a server process is alive: ``{prefix}:owner:{owner_id}``.
 OWNER_KEY = "owner"
+#: Redis list of a method's recent successful durations: ``{prefix}:durations:{method}``.
+DURATIONS_KEY = "durations"
+#: Redis pub/sub channel of the ids of tasks that just ended: ``{prefix}:ended``.
+ENDED_CHANNEL = "ended"
 
 #: Prefix of environment variables read by :meth:`TaskConfig.from_env`.
 ENV_PREFIX = "LADON_TASKS_"
@@ -22,5 +26,7 @@ ENVIRON_ENGINE_KEY = "ladon_tasks.engine"
 ENVIRON_DEBUG_KEY = "ladon_tasks.debug"
 #: Environ key through which the dispatcher asks for the HTTP status of a fault (SOAP: 500).
 ENVIRON_FAULT_STATUS_KEY = "ladon_tasks.fault_status"
+#: Characters of a progress message kept; a longer one is cut, ending in an ellipsis.
+MAX_MESSAGE_CHARS = 500
 #: Keyword through which a task reports progress (Ladon's documented name).
 UPDATE_PROGRESS_KW = "update_progress"

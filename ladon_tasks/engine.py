@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any
 
 from ladon_tasks.config import CELERY_MODE, THREAD_MODE, TaskConfig
+from ladon_tasks.estimate import Estimate, estimate
 from ladon_tasks.exceptions import (
     BrokerUnavailable,
     ConfigurationError,
@@ -42,6 +43,9 @@ _NO_RESULT: dict[TaskState, type[TaskFailed] | type[TaskCancelled]] = {
 
 log = logging.getLogger(__name__)
 
+#: ``max_waiters`` where the WSGI server's thread count is not known.
+DEFAULT_MAX_WAITERS = 8
+
 
 class TaskEngine:
     """Starts tasks and reads their state, in thread, process or celery mode.
@@ -56,6 +60,11 @@ class TaskEngine:
         self._executors: dict[tuple[str, str | None], Executor] = {}
         self._lock = threading.Lock()
         self._stopping = False
+        #: Free places for ``wait`` calls; made at the first one (it may learn the server's threads).
+        self._waiters: threading.BoundedSemaphore | None = None
+        self.max_waiters = 0
+        #: The request threads of the WSGI server process, where the application knows them.
+        self.server_threads: int | None = None
 
     # -- parts, made at first use -----------------------------------------------------
 
@@ -215,6 +224,54 @@ class TaskEngine:
             f"(progress {record.progress:.0%}): ask for its result when its state is "
             f"'{TaskState.SUCCEEDED.value}'"
         )
+
+    def estimate(self, record: TaskRecord, mode: str | None = None, redis_url: str | None = None) -> Estimate:
+        """The task's ETA, its method's typical duration and when to ask again
+        (see :mod:`ladon_tasks.estimate`)."""
+        expected = self.store(mode, redis_url).expected_duration(record.method)
+        return estimate(record, expected, time.time())
+
+    def wait(self, task_id: str, timeout: float, mode: str | None = None,
+             redis_url: str | None = None) -> TaskRecord:
+        """The task's record as soon as it has ended, or after ``timeout`` s (at most
+        ``max_wait``) with it still running. Beyond ``max_waiters`` waits at once in this
+        process, the record as it is now. Raises as :meth:`status` (a task dismissed
+        while waited for: TaskDismissed). The default ``max_waiters`` is a quarter of
+        :attr:`server_threads` if the application knows them, else 8."""
+        record = self.status(task_id, mode, redis_url)
+        timeout = min(float(timeout), self.config.max_wait) if timeout == timeout else 0.0
+        if record.state.done or timeout <= 0:
+            return record
+        places = self._waiters or self._make_waiters(self.server_threads)
+        if not places.acquire(blocking=False):
+            return record
+        try:
+            return self._wait_for_end(record.task_id, time.monotonic() + timeout, mode, redis_url)
+        finally:
+            places.release()
+
+    def _make_waiters(self, server_threads: int | None) -> threading.BoundedSemaphore:
+        with self._lock:
+            if self._waiters is None:
+                size = self.config.max_waiters
+                if size is None:
+                    size = max(1, server_threads // 4) if server_threads else DEFAULT_MAX_WAITERS
+                self.max_waiters = size
+                self._waiters = threading.BoundedSemaphore(size)
+            return self._waiters
+
+    def _wait_for_end(self, task_id: str, deadline: float, mode: str | None,
+                      redis_url: str | None) -> TaskRecord:
+        store = self.store(mode, redis_url)
+        with store.end_watch(task_id) as ended:
+            interval = store.wake_interval()  # subscribed from here on: no end is missed
+            while True:
+                record = self.status(task_id, mode, redis_url)
+                remaining = deadline - time.monotonic()
+                if record.state.done or remaining <= 0 or self._stopping:
+                    return record
+                ended.wait(min(remaining, interval))
+                ended.clear()
 
     def cancel(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> TaskRecord:
         """Cancel a task: a queued one ends ``cancelled`` now, a running one is asked to

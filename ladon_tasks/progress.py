@@ -8,9 +8,10 @@ from typing import Callable
 
 from ladon_tasks.options import TaskPolicy
 from ladon_tasks.stores.base import ProgressSink
+from ladon_tasks.task import clip_message
 from ladon_tasks.watchdog import CALLS, STOP, Control, interrupt_for
 
-UpdateProgress = Callable[[float], None]
+UpdateProgress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,11 @@ def get_current_task() -> TaskContext | None:
 
 
 def make_update_progress(sink: ProgressSink, control: Control, policy: TaskPolicy) -> UpdateProgress:
-    """The ``update_progress`` function handed to a task: clamps to [0, 1], ignores NaN,
-    and raises the task's TaskInterrupt once its executor asked it to stop."""
+    """The ``update_progress(value, message=None)`` function handed to a task: clamps to
+    [0, 1], ignores NaN (and its message), keeps the latest message (text, at most 500
+    characters), and raises the task's TaskInterrupt once its executor asked it to stop."""
 
-    def update_progress(value: float) -> None:
+    def update_progress(value: float, message: str | None = None) -> None:
         if control[STOP]:
             raise interrupt_for(control[STOP], policy)
         control[CALLS] += 1
@@ -51,7 +53,10 @@ def make_update_progress(sink: ProgressSink, control: Control, policy: TaskPolic
             value = 1.0
         elif value != value:
             return
-        sink(value)
+        if message is None:
+            sink(value)
+        else:
+            sink(value, clip_message(message))
 
     return update_progress
 

@@ -55,6 +55,8 @@ class TaskRecord:
     touched: float = 0.0
     #: The method's ``max_silence`` in seconds (0.0: none), to tell silent from stalled.
     max_silence: float = 0.0
+    #: The latest message given with ``update_progress`` ("" for none); kept after the end.
+    message: str = ""
     result: Any = None
 
     @property
@@ -99,12 +101,22 @@ def snapshot(record: TaskRecord) -> TaskRecord:
         created=record.created, started=record.started, finished=record.finished,
         error=record.error, owner=record.owner, heartbeat=record.heartbeat, attempt=record.attempt,
         cancel_requested=record.cancel_requested, touched=record.touched,
-        max_silence=record.max_silence,
+        max_silence=record.max_silence, message=record.message,
     )
 
 
 #: The error of a task cancelled before it ran.
 CANCELLED_QUEUED = "TaskCancelled: cancelled before it started"
+
+
+def clip_message(message: Any) -> str:
+    """A progress message as kept: text, at most MAX_MESSAGE_CHARS characters."""
+    from ladon_tasks.constants import MAX_MESSAGE_CHARS
+
+    text = message if isinstance(message, str) else str(message)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[:MAX_MESSAGE_CHARS - 1] + "\u2026"
+    return text
 
 
 def clamp_progress(value: Any) -> float | None:

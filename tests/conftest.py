@@ -287,6 +287,41 @@ def make_app(services: list[str], **options: Any) -> Any:
     return TaskWSGIApplication(services, [SERVICES_DIR], **options)
 
 
+# -- one application in each mode -------------------------------------------------------
+
+
+@pytest.fixture(params=["thread", "process", "celery"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def serve(mode: str, request: pytest.FixtureRequest, live_server: Callable) -> Callable[..., Any]:
+    """``serve(**options)`` -> the application on a live server, in this test's mode."""
+
+    def start(**options: Any) -> Any:
+        worker = None
+        if mode == "celery":
+            # The application sends its tasks to a real Celery worker of the same Redis;
+            # the worker records their ends, so it keeps their results as long.
+            url = request.getfixturevalue("redis_url")
+            ttl = ["--result-ttl", str(options["result_ttl"])] if "result_ttl" in options else []
+            worker = request.getfixturevalue("celery_workers")(url, *ttl, concurrency=options.pop("size", 2))
+            options = {"mode": "celery", "redis_url": url, "progress_interval": 0.05, **options}
+        elif mode == "process":
+            options = {"mode": "process", "redis_url": request.getfixturevalue("redis_url"),
+                       "processes": options.pop("size", 2), "progress_interval": 0.05, **options}
+        else:
+            options = {"threads": options.pop("size", 2), "progress_interval": 0.05, **options}
+        app = make_app(["lifecycle_service"], **options)
+        server = live_server(app)
+        app.url = server.url
+        app.worker = worker and worker.wait_ready()
+        return app
+
+    return start
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):

@@ -379,6 +379,26 @@ def test_celery_mode_a_task_outlives_a_graceful_restart_of_every_daemon_process(
     assert report["worker_pid"] in worker.pool_pids()  # run by the Celery worker, start to end
 
 
+def test_twenty_waiters_do_not_block_plain_calls(express: Any, redis_url: str) -> None:
+    # 3 daemon processes of 5 threads: max_waiters is a quarter of 5, one wait per process;
+    # the other waits are answered at once, so request threads stay free for plain calls.
+    server = express(mode="process", processes="2", grace_period="2")
+    started, _ = server.result("work", number=1, seconds=20.0)
+    task_id = started["task_id"]
+    with ThreadPoolExecutor(20) as pool:
+        waits = [pool.submit(server.result, "work_wait", task_id=task_id, timeout=15.0) for _ in range(20)]
+        answered_at_once = wait_until(lambda: sum(w.done() for w in waits) >= 20 - PROCESSES and waits,
+                                      timeout=60, message="the waits beyond max_waiters to be answered")
+        plain_pids = {server.result("pid")[1] for _ in range(10)}  # ten plain calls get through
+        still_waiting = [w for w in waits if not w.done()]
+        assert still_waiting, "some waits still wait: the plain calls did not wait for them"
+        assert len(still_waiting) <= PROCESSES
+        assert plain_pids
+        for waited in answered_at_once:
+            progress, _ = waited.result(timeout=60)
+            assert progress["state"] in ("queued", "running") and progress["poll_after"] > 0
+
+
 def test_thread_mode_in_several_daemon_processes_answers_with_a_clear_fault(
         express: Any, redis_url: str) -> None:
     server = express(mode="thread")

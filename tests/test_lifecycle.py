@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-from conftest import make_app
 from helpers import wait_until
 from test_protocols import PROTOCOLS, Fault, Protocol, over
 
@@ -65,38 +64,6 @@ class Tasks:
 
 def tasks(url: str, name: str = "jsonwsp") -> Tasks:
     return Tasks(PROTOCOLS[name](url))
-
-
-@pytest.fixture(params=["thread", "process", "celery"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-def serve(mode: str, request: pytest.FixtureRequest, live_server: Callable) -> Callable[..., Any]:
-    """``serve(**options)`` -> the application on a live server, in this test's mode."""
-
-    def start(**options: Any) -> Any:
-        worker = None
-        if mode == "celery":
-            # The application sends its tasks to a real Celery worker of the same Redis;
-            # the worker records their ends, so it keeps their results as long.
-            url = request.getfixturevalue("redis_url")
-            ttl = ["--result-ttl", str(options["result_ttl"])] if "result_ttl" in options else []
-            worker = request.getfixturevalue("celery_workers")(url, *ttl, concurrency=options.pop("size", 2))
-            options = {"mode": "celery", "redis_url": url, "progress_interval": 0.05, **options}
-        elif mode == "process":
-            options = {"mode": "process", "redis_url": request.getfixturevalue("redis_url"),
-                       "processes": options.pop("size", 2), "progress_interval": 0.05, **options}
-        else:
-            options = {"threads": options.pop("size", 2), "progress_interval": 0.05, **options}
-        app = make_app(["lifecycle_service"], **options)
-        server = live_server(app)
-        app.url = server.url
-        app.worker = worker and worker.wait_ready()
-        return app
-
-    return start
 
 
 def marked_pid(marker: Path, timeout: float = 30) -> int:

@@ -35,7 +35,8 @@ TASK_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 UNKNOWN_ID = "A" * 22
 MALFORMED_IDS = ["not-a-task-id", "A" * 21 + "!"]
 PROGRESS_FIELDS = {"task_id", "state", "done", "progress", "duration", "starttime", "createtime",
-                   "endtime", "error", "attempt", "cancel_requested", "silent_for", "health"}
+                   "endtime", "error", "attempt", "cancel_requested", "silent_for", "health",
+                   "message", "eta", "expected_duration", "poll_after"}
 
 
 class Fault(Exception):
@@ -295,6 +296,8 @@ def check_ended(progress: dict, task_id: str, state: str) -> None:
     assert isinstance(progress["error"], str)
     assert progress["attempt"] == 1 and type(progress["attempt"]) is int
     assert progress["silent_for"] == 0.0 and progress["health"] == ""
+    assert progress["eta"] == 0.0 and progress["poll_after"] > 0 and isinstance(progress["message"], str)
+    assert type(progress["expected_duration"]) is float and progress["expected_duration"] >= 0.0
     if state == "succeeded":
         assert progress["error"] == ""
         assert progress["cancel_requested"] is False
@@ -526,6 +529,10 @@ def test_descriptions_list_every_task_endpoint(live_server: Callable) -> None:
             assert methods[endpoint]["ret_info"]["type"] == ret_type, endpoint
             assert list(methods[endpoint]["params"]) == ["task_id"]
             assert methods[endpoint]["params"]["task_id"]["type"] == "string"
+        wait = methods[f"{method}_wait"]
+        assert wait["ret_info"]["type"] == "TaskProgressResponse"
+        assert {name: spec["type"] for name, spec in wait["params"].items()} == {
+            "task_id": "string", "timeout": "float"}
     assert methods["countTo_result"]["ret_info"]["type"] == ["number"]
     assert methods["partList_result"]["ret_info"]["type"] == ["Part"]
     types = calc["types"]
@@ -533,7 +540,8 @@ def test_descriptions_list_every_task_endpoint(live_server: Callable) -> None:
         "task_id": "string", "state": "string", "done": "boolean", "progress": "float",
         "duration": "float", "starttime": "float", "createtime": "float", "endtime": "float",
         "error": "string", "attempt": "number", "cancel_requested": "boolean", "silent_for": "float",
-        "health": "string"}
+        "health": "string", "message": "string", "eta": "float", "expected_duration": "float",
+        "poll_after": "float"}
     assert {name: spec["type"] for name, spec in types["TaskInfoResponse"].items()} == {"task_id": "string"}
     assert types["Assembly"] == proto["types"]["Assembly"]
     assert "add_progress" not in methods and "add_result" not in methods
@@ -547,8 +555,11 @@ def test_descriptions_list_every_task_endpoint(live_server: Callable) -> None:
         assert calc_wsdl[method] == proto_wsdl[twin]
         assert calc_wsdl[f"{method}Response"] == "result:TaskInfoResponse"
         assert {calc_wsdl[endpoint] for endpoint in endpoints} == {"task-id:string"}
-        for suffix in PROGRESS_ENDPOINTS:
+        for suffix in (*PROGRESS_ENDPOINTS, "wait"):
             assert calc_wsdl[f"{method}_{suffix}Response"] == "result:TaskProgressResponse"
+        assert f"{method}_wait" in operations
+        assert calc_wsdl[f"{method}_wait"] in ("task-id:string timeout:decimal",
+                                                "task-id:string timeout:float")
         assert calc_wsdl[f"{method}_resultResponse"] == proto_wsdl[f"{twin}Response"]
     assert "add_progress" not in operations
 

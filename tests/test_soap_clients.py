@@ -28,7 +28,8 @@ SERVICE = "SoapService"
 TASK_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 UNKNOWN_ID = "A" * 22
 PROGRESS_FIELDS = {"task_id", "state", "done", "progress", "duration", "starttime", "createtime",
-                   "endtime", "error", "attempt", "cancel_requested", "silent_for", "health"}
+                   "endtime", "error", "attempt", "cancel_requested", "silent_for", "health",
+                   "message", "eta", "expected_duration", "poll_after"}
 ENDPOINTS = ("progress", "result", "cancel", "dismiss")
 
 

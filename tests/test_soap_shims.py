@@ -377,8 +377,9 @@ def test_zeep_loads_the_wsdl_and_knows_every_type(app: Any, tmp_path: Path) -> N
     client = zeep.Client(str(path))
     progress = client.get_element(f"{{{TEMPURI}}}echoInt_progressResponse")
     assert [name for name, _element in progress.type.elements] == [
-        "attempt", "cancel-requested", "createtime", "done", "duration", "endtime", "error", "health",
-        "progress", "silent-for", "starttime", "state", "task-id"]
+        "attempt", "cancel-requested", "createtime", "done", "duration", "endtime", "error", "eta",
+        "expected-duration", "health", "message", "poll-after", "progress", "silent-for", "starttime",
+        "state", "task-id"]
     assembly = client.get_type(f"{{{TEMPURI}}}Assembly")
     assert [name for name, _element in assembly.elements] == [
         "codes", "count", "label", "main", "ok", "parts"]

@@ -212,6 +212,45 @@ def test_finished_records_expire(make_store):
     assert store.get(waiting.task_id).state is TaskState.QUEUED
 
 
+def test_messages_are_kept_until_the_next_attempt_and_after_the_end(make_store):
+    store = make_store()
+    record = running(store)
+    sink = store.progress_sink(record.task_id)
+    sink(0.2, "reading")
+    sink(0.3)  # a value without a message keeps the last message
+    store.close_progress_sink(sink)
+    got = store.get(record.task_id)
+    assert (got.progress, got.message) == (0.3, "reading")
+    assert store.set_progress(record.task_id, 0.5, time.time(), "writing")
+    assert store.get(record.task_id).message == "writing"
+    assert store.set_progress(record.task_id, 0.6, time.time())
+    assert store.get(record.task_id).message == "writing"
+    assert store.requeue(record.task_id, 2, "again", OWNER)
+    assert store.get(record.task_id).message == ""  # a new attempt says nothing yet
+    assert store.mark_running(record.task_id, time.time(), OWNER)
+    assert store.set_progress(record.task_id, 0.9, time.time(), "last words")
+    assert store.finish(record.task_id, TaskState.SUCCEEDED, time.time(), result=1, attempt=2)
+    assert store.get(record.task_id).message == "last words"
+
+
+def test_successful_durations_make_the_history_of_their_method(make_store):
+    from ladon_tasks.estimate import HISTORY
+
+    store = make_store()
+    assert store.durations("S.slow") == []
+    for seconds in range(1, HISTORY + 3):
+        record = queued(store, "S.slow")
+        started = time.time() - seconds
+        assert store.mark_running(record.task_id, started, OWNER)
+        assert store.finish(record.task_id, TaskState.SUCCEEDED, started + seconds, result=1)
+    failed = running(store)
+    assert store.finish(failed.task_id, TaskState.FAILED, time.time(), error="E: x")
+    fresh = make_store()  # another process: no copy of its own yet
+    durations = fresh.durations("S.slow") if isinstance(store, RedisStore) else store.durations("S.slow")
+    assert durations == pytest.approx([float(s) for s in range(HISTORY + 2, 2, -1)], abs=1e-3)
+    assert store.durations("Service.method") == []  # failures are no history
+
+
 def test_a_job_is_kept_with_its_record_and_goes_with_it(store):
     job = {"entry": "module:function", "payload": {"args": [1, "two", [3.5]]}, "policy": {"retries": 2}}
     record = TaskRecord(task_id=new_task_id(), method="S.m", created=time.time(), owner=OWNER)

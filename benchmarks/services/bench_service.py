@@ -50,3 +50,20 @@ class BenchService(object):
         """
         time.sleep(milliseconds / 1000.0)
         return os.getpid()
+
+    @ladonize(float, rtype=int, tasktype=True)
+    def spinFor(self, seconds, **kw):
+        """Report progress every 10 ms for ``seconds`` s, at a steady pace.
+
+        @param seconds: how long to run
+        @rtype: the number of reports
+        """
+        started = time.time()
+        reports = 0
+        while True:
+            elapsed = time.time() - started
+            if elapsed >= seconds:
+                return max(1, reports)
+            kw["update_progress"](elapsed / seconds)
+            reports += 1
+            time.sleep(0.01)

@@ -20,10 +20,12 @@ class LineProgress:
         return None
 
     def __call__(self, progress: Any) -> None:
-        shown = (int(progress.progress * 100), progress.state)
+        shown = (int(progress.progress * 100), progress.state, getattr(progress, "message", ""))
         if shown != self._shown:
             self._shown = shown
-            print(f"task {progress.task_id}: {shown[0]:3d}% {progress.state}", file=self.stream, flush=True)
+            line = f"task {progress.task_id}: {shown[0]:3d}% {progress.state}"
+            note = progress_note(progress)
+            print(f"{line}  {note}" if note else line, file=self.stream, flush=True)
 
 
 class RichProgress:
@@ -33,8 +35,9 @@ class RichProgress:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                            TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=console)
-        self.task = self.bar.add_task(label, total=1.0, state="")
+                            TextColumn("{task.fields[state]}"), TimeElapsedColumn(),
+                            TextColumn("{task.fields[note]}"), console=console)
+        self.task = self.bar.add_task(label, total=1.0, state="", note="")
 
     def __enter__(self) -> RichProgress:
         self.bar.start()
@@ -44,7 +47,8 @@ class RichProgress:
         self.bar.stop()
 
     def __call__(self, progress: Any) -> None:
-        self.bar.update(self.task, completed=progress.progress, state=progress.state)
+        self.bar.update(self.task, completed=progress.progress, state=progress.state,
+                        note=progress_note(progress))
 
 
 class NoProgress(LineProgress):
@@ -67,6 +71,28 @@ def progress_display(enabled: bool, label: str, stream: Any = None) -> LineProgr
     if not console.is_terminal:
         return LineProgress(stream)
     return RichProgress(console, label)
+
+
+def duration_text(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``2 h 10 min``: a duration as a person reads it."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def progress_note(progress: Any) -> str:
+    """What a running task says and when it should end: ``converting page 3 · ETA 12 s``."""
+    parts = []
+    message = getattr(progress, "message", "")
+    if message:
+        parts.append(" ".join(message.split())[:80])
+    eta = getattr(progress, "eta", -1.0)
+    if not progress.done and eta is not None and eta >= 0:
+        parts.append(f"ETA {duration_text(eta)}")
+    return " \u00b7 ".join(parts)
 
 
 def one_line(error: BaseException) -> str:

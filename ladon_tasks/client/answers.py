@@ -18,7 +18,11 @@ class TaskProgress:
     is ``""`` unless the task failed, was lost or cancelled, or waits for a retry.
     ``attempt`` counts runs from 1; ``cancel_requested`` says a cancel was asked for;
     ``silent_for`` is the seconds since a running task last reported progress and
-    ``health`` is ``"ok"``, ``"silent"`` or ``"stalled"`` while it runs, else ``""``.
+    ``health`` is ``"ok"``, ``"silent"`` or ``"stalled"`` while it runs, else ``""``;
+    ``message`` is what the task last said with ``update_progress(value, message)``;
+    ``eta`` the seconds until its expected end (-1 unknown), ``expected_duration`` its
+    method's typical duration (0 unknown), ``poll_after`` when to ask again (0: a server
+    that does not say).
     A server older than these four fields answers without them: they keep their defaults.
     """
 
@@ -35,6 +39,10 @@ class TaskProgress:
     cancel_requested: bool = False
     silent_for: float = 0.0
     health: str = ""
+    message: str = ""
+    eta: float = -1.0
+    expected_duration: float = 0.0
+    poll_after: float = 0.0
 
     @classmethod
     def from_answer(cls, answer: Any) -> TaskProgress:
@@ -53,6 +61,10 @@ class TaskProgress:
             cancel_requested=bool(answer_field(answer, "cancel_requested")),
             silent_for=float(answer_field(answer, "silent_for") or 0.0),
             health=str(answer_field(answer, "health") or ""),
+            message=str(answer_field(answer, "message") or ""),
+            eta=_number(answer_field(answer, "eta"), -1.0),
+            expected_duration=_number(answer_field(answer, "expected_duration"), 0.0),
+            poll_after=_number(answer_field(answer, "poll_after"), 0.0),
         )
 
     @property
@@ -64,6 +76,10 @@ class TaskProgress:
     def cancelled(self) -> bool:
         """True once the task has ended cancelled."""
         return self.state == TaskState.CANCELLED
+
+
+def _number(value: Any, default: float) -> float:
+    return default if value is None else float(value)
 
 
 def answer_field(answer: Any, name: str) -> Any:

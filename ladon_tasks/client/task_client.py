@@ -10,6 +10,10 @@ from ladon_tasks.client.errors import ClientError, JoinTimeout
 from ladon_tasks.client.transports import JsonWspTransport, SoapTransport
 
 PROTOCOLS = ("jsonwsp", "soap")
+#: Seconds one ``<method>_wait`` call asks for at most: below the servers' ``max_wait``.
+WAIT_SLICE = 25.0
+#: Seconds one wait asks for when each answer is shown (a progress callback).
+SHOWN_WAIT_SLICE = 1.0
 
 
 class TaskClient:
@@ -80,26 +84,45 @@ class TaskClient:
     ) -> TaskProgress:
         """Wait for the task to end, whatever the outcome, and return its last progress.
 
-        Polls ``<method>_progress`` first every ``poll_interval`` seconds, then
-        ``backoff`` times longer after each poll, up to ``max_interval``; calls
-        ``progress_callback(progress)`` after each poll, the last one included.
-        Raises :class:`JoinTimeout` after ``timeout`` seconds (None: wait for ever).
+        Where the service has ``<method>_wait``, waits there: each call returns as soon
+        as the task ends (or after a slice of at most 25 s, 1 s with a
+        ``progress_callback``, so that progress is shown). Otherwise polls
+        ``<method>_progress``, pausing ``poll_after`` seconds as the service advises, or
+        (a service that does not) ``poll_interval`` seconds, ``backoff`` times longer
+        after each poll, up to ``max_interval``. Calls ``progress_callback(progress)``
+        after each answer, the last one included. Raises :class:`JoinTimeout` after
+        ``timeout`` seconds (None: wait for ever).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        waits = self._backend.has_method(f"{method}_wait")
+        longest = SHOWN_WAIT_SLICE if progress_callback is not None else WAIT_SLICE
+        longest = min(longest, self.timeout * 0.8)
         interval = poll_interval
+        first = progress_callback is not None  # shown at once, before the first wait
         while True:
-            progress = self.progress(method, task_id)
+            asked = time.monotonic()
+            if waits:
+                left = longest if deadline is None else max(0.0, min(longest, deadline - asked))
+                left, first = (0.0 if first else left), False
+                progress = self._progress_call(f"{method}_wait", task_id, timeout=left)
+            else:
+                progress = self.progress(method, task_id)
             if progress_callback is not None:
                 progress_callback(progress)
             if progress.done:
                 return progress
-            pause = interval
+            if waits and (left == 0 or time.monotonic() - asked >= 0.5 * left):
+                pause = 0.0  # it waited (or was not asked to): ask again at once
+            elif progress.poll_after > 0:
+                pause = progress.poll_after  # the service says when (or it has too many waiters)
+            else:
+                pause, interval = interval, min(interval * backoff, max_interval)
             if deadline is not None:
                 pause = min(pause, deadline - time.monotonic())
-                if pause <= 0:
+                if pause <= 0 and time.monotonic() >= deadline:
                     raise JoinTimeout(task_id, timeout or 0.0, progress)
-            time.sleep(pause)
-            interval = min(interval * backoff, max_interval)
+            if pause > 0:
+                time.sleep(pause)
 
     def join(
         self,
@@ -119,6 +142,6 @@ class TaskClient:
         # A task that did not succeed answers its result with the fault we raise.
         return self.result(method, task_id)
 
-    def _progress_call(self, operation: str, task_id: str) -> TaskProgress:
-        answer = self._backend.call(operation, {"task_id": task_id}, task_id)
+    def _progress_call(self, operation: str, task_id: str, **more: Any) -> TaskProgress:
+        answer = self._backend.call(operation, {"task_id": task_id, **more}, task_id)
         return TaskProgress.from_answer(answer)

@@ -29,6 +29,10 @@ class JsonWspTransport:
             self._description = description
         return self._description
 
+    def has_method(self, method: str) -> bool:
+        """True if the service offers ``method``."""
+        return method in self.description()["methods"]
+
     def start(self, method: str, args: tuple, kwargs: dict) -> Any:
         info = self.description()["methods"].get(method)
         if info is None:
@@ -134,6 +138,14 @@ class SoapTransport:
             transport = zeep.Transport(timeout=self.timeout, operation_timeout=self.timeout)
             self._client = self._guard(lambda: zeep.Client(self.wsdl, transport=transport), "")
         return self._client.service
+
+    def has_method(self, method: str) -> bool:
+        """True if the service offers ``method``."""
+        try:
+            self._service()[method]
+        except AttributeError:
+            return False
+        return True
 
     def start(self, method: str, args: tuple, kwargs: dict) -> Any:
         service = self._service()

@@ -15,6 +15,7 @@ from ladon.types import validate_type
 from ladon_tasks.config import REDIS_MODES, THREAD_MODE, TaskConfig
 from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY
 from ladon_tasks.engine import TaskEngine
+from ladon_tasks.estimate import Estimate
 from ladon_tasks.exceptions import LadonTasksError, TaskNotFound
 from ladon_tasks.ladon_glue import codec
 from ladon_tasks.ladon_glue.calls import TaskCall
@@ -102,24 +103,29 @@ def _ask(spec: TaskMethodSpec, engine: TaskEngine, kw: dict, question: Callable[
         raise to_fault(error) from None
 
 
-def progress_response(record: TaskRecord) -> TaskProgressResponse:
+def progress_response(record: TaskRecord, estimate: Estimate) -> TaskProgressResponse:
     """The TaskProgressResponse that tells where ``record``'s task is."""
     now = time.time()
-    response = TaskProgressResponse()
-    response.task_id = record.task_id
-    response.state = record.state.value
-    response.done = record.state.done
-    response.progress = float(record.progress)
-    response.duration = float(record.duration)
-    response.starttime = float(record.started)
-    response.createtime = float(record.created)
-    response.endtime = float(record.finished)
-    response.error = record.error
-    response.attempt = int(record.attempt)
-    response.cancel_requested = bool(record.cancel_requested)
-    response.silent_for = float(record.silent_for(now))
-    response.health = record.health(now)
-    return response
+    state = record.state
+    return TaskProgressResponse.of({
+        "task_id": record.task_id,
+        "state": state.value,
+        "done": state.done,
+        "progress": float(record.progress),
+        "duration": float(record.duration),
+        "starttime": float(record.started),
+        "createtime": float(record.created),
+        "endtime": float(record.finished),
+        "error": record.error,
+        "attempt": int(record.attempt),
+        "cancel_requested": bool(record.cancel_requested),
+        "silent_for": float(record.silent_for(now)),
+        "health": record.health(now),
+        "message": record.message,
+        "eta": round(estimate.eta, 3),
+        "expected_duration": round(estimate.expected_duration, 3),
+        "poll_after": round(estimate.poll_after, 3),
+    })
 
 
 def _decoded_result(spec: TaskMethodSpec, engine: TaskEngine, value: Any) -> Any:
@@ -141,30 +147,50 @@ class Endpoint:
     returns: str
     #: True: it answers the method's own rtype (decoded); else a TaskProgressResponse.
     answers_result: bool = False
+    #: True: it takes a ``timeout`` too, and waits (``<m>_wait``).
+    waits: bool = False
 
     def rtype(self, spec: TaskMethodSpec) -> Any:
         return spec.rtype if self.answers_result else TaskProgressResponse
 
+    def arg_types(self) -> tuple:
+        """The Ladon types of its parameters."""
+        return (PORTABLE_STRING, float) if self.waits else (PORTABLE_STRING,)
+
     def make(self, spec: TaskMethodSpec) -> Callable:
         """The endpoint function for the task method ``spec``."""
-        row = self
         engine_method = self.engine_method
         answers_result = self.answers_result
 
-        # Ladon reads the parameter names: ``self`` and ``task_id`` are what clients see.
-        def endpoint(self: Any, task_id: str, **kw: Any) -> Any:
+        def answer(task_id: str, kw: dict, *more: Any) -> Any:
             engine = engine_for(kw)
             ask = getattr(engine, engine_method)
-            value = _ask(spec, engine, kw, lambda: ask(task_id, spec.mode, spec.redis_url))
             if answers_result:
+                value = _ask(spec, engine, kw, lambda: ask(task_id, *more, spec.mode, spec.redis_url))
                 return _decoded_result(spec, engine, value)
-            return progress_response(value)
 
-        endpoint.__name__ = f"{spec.name}_{row.suffix}"
+            def answered() -> TaskProgressResponse:
+                record = ask(task_id, *more, spec.mode, spec.redis_url)
+                return progress_response(record, engine.estimate(record, spec.mode, spec.redis_url))
+
+            return _ask(spec, engine, kw, answered)
+
+        # Ladon reads the parameter names: ``self``, ``task_id`` and ``timeout`` are what
+        # clients see.
+        if self.waits:
+            def endpoint(self: Any, task_id: str, timeout: float, **kw: Any) -> Any:
+                return answer(task_id, kw, timeout)
+        else:
+            def endpoint(self: Any, task_id: str, **kw: Any) -> Any:  # type: ignore[misc]
+                return answer(task_id, kw)
+
+        endpoint.__name__ = f"{spec.name}_{self.suffix}"
+        timeout_doc = ("@param timeout: seconds to wait at most (the server may wait less: "
+                       "max_wait)\n") if self.waits else ""
         endpoint.__doc__ = (
-            f"{row.summary.format(name=spec.name)}\n\n"
-            f"@param task_id: the task_id that {spec.name} returned\n"
-            f"@rtype: {row.returns.format(name=spec.name)}"
+            f"{self.summary.format(name=spec.name)}\n\n"
+            f"@param task_id: the task_id that {spec.name} returned\n{timeout_doc}"
+            f"@rtype: {self.returns.format(name=spec.name)}"
         )
         return endpoint
 
@@ -181,6 +207,10 @@ ENDPOINTS = (
     Endpoint("dismiss", "dismiss",
              "Forget a task started by {name} and its result (a task not yet ended is cancelled).",
              "the task's state when it was dismissed"),
+    Endpoint("wait", "wait",
+             "Wait until a task started by {name} has ended, or timeout seconds have passed.",
+             "the task's state: ended, or still running after the timeout (poll_after says "
+             "when to ask again)", waits=True),
 )
 
 
@@ -218,7 +248,7 @@ def register_endpoints(spec: TaskMethodSpec) -> tuple[Callable, ...]:
     functions = [make_start(spec)]
     for row in ENDPOINTS:
         function = row.make(spec)
-        sinfo.add_method(function, PORTABLE_STRING, rtype=row.rtype(spec),
+        sinfo.add_method(function, *row.arg_types(), rtype=row.rtype(spec),
                          override_method_name=function.__name__)
         functions.append(function)
     spec.lmi._ladon_tasks_spec = spec

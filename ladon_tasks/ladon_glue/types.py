@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ladon.types.ladontype import LadonType
 
 _TASK_ID = {
@@ -70,3 +72,46 @@ class TaskProgressResponse(LadonType):
         "doc": "Empty unless running; then ok, silent (half of max_silence without progress) or "
                "stalled (all of it: the task is being ended)",
     }
+    message = {
+        "type": str,
+        "doc": "What the task last said with update_progress(value, message), at most 500 "
+               "characters; kept after it ended; empty if it said nothing",
+    }
+    eta = {
+        "type": float,
+        "doc": "Seconds until the task is expected to end, from its pace and its method's "
+               "history; -1 when unknown, 0 once it has ended",
+    }
+    expected_duration = {
+        "type": float,
+        "doc": "Seconds the method typically runs (the median of its recent successful runs); "
+               "0 without history",
+    }
+    poll_after = {
+        "type": float,
+        "doc": "Seconds to wait before asking again (always more than 0)",
+    }
+
+    @classmethod
+    def of(cls, values: dict) -> TaskProgressResponse:
+        """A response holding ``values`` (every field, each of exactly its declared type)."""
+        response = cls()
+        response._values = values
+        return response
+
+    def __dict__(self, tc: Any, response_attachments: Any = None) -> dict:  # type: ignore[override]
+        """Ladon's serialisation, short-cut: made by :meth:`of`, every field holds a value of
+        exactly its declared type, without filters, so a converter that leaves non-strings
+        as they are (JSON-WSP, JSON-RPC) would give each value back unchanged: the values
+        are the answer. Others (SOAP's) take Ladon's own path."""
+        values = getattr(self, "_values", None)
+        if values is not None and getattr(tc, "only_strings_to_unicode", False):
+            return dict(values)
+        if values is not None:
+            for name, value in values.items():
+                setattr(self, name, value)
+        return _LADON_TO_DICT(self, tc, response_attachments)
+
+
+#: Ladon's own serialisation (``LadonType.__dict__`` on the class is its namespace, not it).
+_LADON_TO_DICT = vars(LadonType)["__dict__"]

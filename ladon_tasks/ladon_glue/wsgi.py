@@ -53,6 +53,7 @@ class TaskWSGIApplication(LadonWSGIApplication):
         base = config if config is not None else TaskConfig.from_env()
         self.task_config = base.with_options(**task_options) if task_options else base
         self.engine = TaskEngine(self.task_config, celery_app=celery_app)
+        self.engine.server_threads = _server_threads()
         self._warned_multiprocess = False
         self._closed = threading.Event()
         services = [service_list] if isinstance(service_list, str) else list(service_list)
@@ -111,6 +112,16 @@ class TaskWSGIApplication(LadonWSGIApplication):
             return []
         self._closed.set()
         return self.engine.shutdown(grace_period)
+
+
+def _server_threads() -> int | None:
+    """The request threads of this mod_wsgi daemon process; None elsewhere."""
+    try:
+        import mod_wsgi  # only importable inside Apache's mod_wsgi
+    except ImportError:
+        return None
+    threads = getattr(mod_wsgi, "threads_per_process", None)
+    return int(threads) if isinstance(threads, int) and threads > 0 else None
 
 
 def _known_service(name: str) -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
+from ladon_tasks.stores.end_signals import EndSignals
 from ladon_tasks.task import Gone, TaskRecord, TaskState
 
-ProgressSink = Callable[[float], None]
+#: ``sink(progress)`` or ``sink(progress, message)``: the latest value and message of a task.
+ProgressSink = Callable[..., None]
 
 
 class TaskStore(ABC):
@@ -19,6 +22,18 @@ class TaskStore(ABC):
 
     #: True if results must be JSON-able data (the store serialises them).
     needs_encoded_results: bool = False
+    #: The waiters of ``<m>_wait``, woken when their task ends.
+    end_signals: EndSignals
+
+    def end_watch(self, task_id: str) -> ContextManager[threading.Event]:
+        """While the block runs, its event is set once ``task_id`` ends or is dismissed,
+        wherever that happens; read the record after entering, so no end is missed."""
+        return self.end_signals.watch(task_id)
+
+    def wake_interval(self) -> float:
+        """Seconds a waiter may sleep without a signal before it reads the record again:
+        long where every end is signalled, short while signals may be missed."""
+        return 60.0
 
     @abstractmethod
     def create(self, record: TaskRecord, job: Any = None) -> None:
@@ -30,6 +45,18 @@ class TaskStore(ABC):
     @abstractmethod
     def get_job(self, task_id: str) -> Any:
         """The job the task was created with; None if it had none, or is gone."""
+
+    @abstractmethod
+    def durations(self, method: str) -> list[float]:
+        """The durations of the latest successful runs of ``method`` (at most
+        :data:`~ladon_tasks.estimate.HISTORY`, newest first); a shared store may answer
+        from a copy a few seconds old."""
+
+    def expected_duration(self, method: str) -> float:
+        """The typical duration of ``method``: the median of :meth:`durations` (0.0: none)."""
+        from ladon_tasks.estimate import typical_duration
+
+        return typical_duration(self.durations(method))
 
     def get_with_job(self, task_id: str) -> tuple[TaskRecord | None, Any]:
         """:meth:`get` and :meth:`get_job` at once (one read where the store can)."""
@@ -47,9 +74,10 @@ class TaskStore(ABC):
         after its reply was lost must not read as refused."""
 
     @abstractmethod
-    def set_progress(self, task_id: str, progress: float, heartbeat: float) -> bool:
-        """Store the latest progress of a running task; ``heartbeat`` is also the time
-        it was reported (``touched``)."""
+    def set_progress(self, task_id: str, progress: float, heartbeat: float,
+                     message: str | None = None) -> bool:
+        """Store the latest progress of a running task (and its message, unless None);
+        ``heartbeat`` is also the time it was reported (``touched``)."""
 
     @abstractmethod
     def heartbeat(self, task_ids: list[str], now: float) -> None:
@@ -100,7 +128,8 @@ class TaskStore(ABC):
 
     @abstractmethod
     def progress_sink(self, task_id: str) -> ProgressSink:
-        """A callable taking clamped progress values for one running task.
+        """A callable taking clamped progress values, and optional messages (clipped
+        already), for one running task.
 
         It must be cheap: it is called from ``kw['update_progress']`` in tight loops.
         """

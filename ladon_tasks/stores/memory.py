@@ -8,8 +8,10 @@ import time
 from collections import deque
 from typing import Any
 
+from ladon_tasks.estimate import HISTORY
 from ladon_tasks.sizes import json_size, too_large
 from ladon_tasks.stores.base import ProgressSink, TaskStore
+from ladon_tasks.stores.end_signals import EndSignals
 from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState, snapshot
 
 #: Most tombstones kept at once; the oldest go first past this.
@@ -33,6 +35,10 @@ class MemoryStore(TaskStore):
         self._records: dict[str, TaskRecord] = {}
         #: What each task runs, for the tasks created with one (see TaskStore.create).
         self._jobs: dict[str, Any] = {}
+        #: method -> durations of its latest successful runs, newest first.
+        self._durations: dict[str, deque[float]] = {}
+        #: method -> the median of its durations, dropped when they change.
+        self._typical: dict[str, float] = {}
         self._expiry: deque[tuple[float, str]] = deque()
         #: When each ended record expires; an entry of ``_expiry`` that disagrees is stale
         #: (the task was queued again after it was lost).
@@ -41,6 +47,7 @@ class MemoryStore(TaskStore):
         #: Tasks dismissed while queued or running: forgotten when they end.
         self._dismissed: set[str] = set()
         self._lock = threading.Lock()
+        self.end_signals = EndSignals()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -72,15 +79,36 @@ class MemoryStore(TaskStore):
             if job is not None:
                 self._jobs[record.task_id] = job
 
+    def durations(self, method: str) -> list[float]:
+        return list(self._durations.get(method, ()))
+
+    def expected_duration(self, method: str) -> float:
+        typical = self._typical.get(method)
+        if typical is None:
+            typical = self._typical[method] = super().expected_duration(method)
+        return typical
+
     def get_job(self, task_id: str) -> Any:
         with self._lock:
             return self._jobs.get(task_id) if self._live(task_id) is not None else None
 
     def get(self, task_id: str) -> TaskRecord | None:
+        # An ended record changes no more: read without the lock while none is due to
+        # expire (polls of ended tasks from many threads do not queue on it).
+        record = self._records.get(task_id)
+        if record is not None and record.state.done and not self._expiry_due() \
+                and task_id not in self._dismissed:
+            return snapshot(record)
         with self._lock:
             self._purge_expired(time.monotonic())
             record = self._live(task_id)
             return None if record is None else snapshot(record)
+
+    def _expiry_due(self) -> bool:
+        try:
+            return self._expiry[0][0] <= time.monotonic()
+        except IndexError:
+            return False
 
     def tombstone(self, task_id: str) -> Gone | None:
         with self._lock:
@@ -99,15 +127,19 @@ class MemoryStore(TaskStore):
             record.started = record.heartbeat = started
             record.touched = 0.0
             record.progress = 0.0
+            record.message = ""
             record.owner = owner
             return True
 
-    def set_progress(self, task_id: str, progress: float, heartbeat: float) -> bool:
+    def set_progress(self, task_id: str, progress: float, heartbeat: float,
+                     message: str | None = None) -> bool:
         record = self._records.get(task_id)
         if record is None or record.state is not TaskState.RUNNING:
             return False
         record.progress = progress
         record.heartbeat = record.touched = heartbeat
+        if message is not None:
+            record.message = message
         return True
 
     def heartbeat(self, task_ids: list[str], now: float) -> None:
@@ -144,11 +176,16 @@ class MemoryStore(TaskStore):
         record.progress = 1.0
         if state is TaskState.SUCCEEDED:
             record.result = result
+            if record.started:
+                history = self._durations.setdefault(record.method, deque(maxlen=HISTORY))
+                history.appendleft(finished - record.started)
+                self._typical.pop(record.method, None)
         record.error = error
         record.finished = finished
         if not record.started:
             record.started = finished
         record.state = state
+        self.end_signals.signal(record.task_id)
         if record.task_id in self._dismissed:
             self._dismissed.discard(record.task_id)
             del self._records[record.task_id]
@@ -175,6 +212,7 @@ class MemoryStore(TaskStore):
             record.owner = owner
             record.progress = record.started = record.finished = 0.0
             record.heartbeat = record.touched = 0.0
+            record.message = ""
             return True
 
     def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
@@ -205,6 +243,7 @@ class MemoryStore(TaskStore):
             if not record.state.done:
                 self._dismissed.add(task_id)  # before the cancel: a queued task ends in it
                 self._cancel(record, now)
+            self.end_signals.signal(task_id)  # its waiters learn it is dismissed
             answer = snapshot(record)
             if record.state.done:
                 self._records.pop(task_id, None)
@@ -223,9 +262,11 @@ class MemoryStore(TaskStore):
         clock = time.time
 
         # Bare attribute stores: atomic under the GIL and a few hundred ns a call.
-        def sink(progress: float) -> None:
+        def sink(progress: float, message: str | None = None) -> None:
             record.progress = progress
             record.touched = clock()
+            if message is not None:
+                record.message = message
 
         return sink
 

@@ -32,14 +32,26 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import redis
 
-from ladon_tasks.constants import DEFAULT_KEY_PREFIX, DISMISSED_CHANNEL, GONE_KEY, OWNER_KEY, TASK_KEY
-from ladon_tasks.exceptions import StoreUnavailable
+from ladon_tasks.constants import (
+    DEFAULT_KEY_PREFIX,
+    DISMISSED_CHANNEL,
+    DURATIONS_KEY,
+    ENDED_CHANNEL,
+    GONE_KEY,
+    OWNER_KEY,
+    TASK_KEY,
+)
+from ladon_tasks.estimate import HISTORY
 from ladon_tasks.sizes import too_large
-from ladon_tasks.stores.base import ProgressSink, TaskStore
+from ladon_tasks.stores.base import TaskStore
+from ladon_tasks.stores.end_signals import EndSignals
 from ladon_tasks.stores.redis_dismissals import DismissalListener
 from ladon_tasks.stores.redis_ended import NOT_READ, EndedCopies
 from ladon_tasks.stores.redis_fields import DISMISSED_AT, FIELDS, JOB_FIELD, record_fields, record_from_fields
+from ladon_tasks.stores.redis_history import MethodHistory
 from ladon_tasks.stores.redis_link import RedisLink
+from ladon_tasks.stores.redis_live import LiveCopies
+from ladon_tasks.stores.redis_progress import CoalescedProgress
 from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState
 
 log = logging.getLogger(__name__)
@@ -57,7 +69,11 @@ _BULK_MARGIN = 64 * 1024
 ENDED_CACHE_SECONDS = 1.0
 
 
-class RedisStore(TaskStore):
+#: Seconds a method's history outlives its last success.
+DURATIONS_TTL = 30 * 86400
+
+
+class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
     """Task records in Redis hashes, with coalesced progress writes and heartbeats.
 
     The client and its connection pool are made lazily, once per process id, so a
@@ -96,8 +112,15 @@ class RedisStore(TaskStore):
         #: Copies of ended tasks, dropped when another process dismisses one.
         self.ended = EndedCopies()
         self.dismissal_channel = f"{key_prefix}:{DISMISSED_CHANNEL}"
-        self._dismissals = DismissalListener(url, self.dismissal_channel, self.ended.forget,
-                                             self.ended.forget_all)
+        self.ended_channel = f"{key_prefix}:{ENDED_CHANNEL}"
+        #: method -> (monotonic time read, its recent successful durations, their median).
+        self._durations: dict[str, tuple[float, list[float], float]] = {}
+        self.end_signals = EndSignals()
+        #: Copies of queued and running tasks, 50 ms at most (see redis_live).
+        self.live = LiveCopies()
+        self._dismissals = DismissalListener(url, self.dismissal_channel, self._heard_dismissal,
+                                             self._missed_messages,
+                                             more={self.ended_channel: self._heard_end})
         #: Called with a running task whose worker is found gone, and the error it would be
         #: recorded lost with; True if it queued the task again instead (celery mode's
         #: retries, which any reader may start).
@@ -158,6 +181,25 @@ class RedisStore(TaskStore):
         record = self._detect_lost(record_from_fields(task_id, values))
         return record, None if raw_job is None or record is None else json.loads(raw_job)
 
+    def _heard_dismissal(self, task_id: str) -> None:
+        self.live.forget(task_id)
+        self.ended.forget(task_id)
+
+    def _heard_end(self, task_id: str) -> None:
+        self.live.forget(task_id)  # before the waiters wake: they read it afresh
+        self.end_signals.signal(task_id)
+
+    def _missed_messages(self) -> None:
+        """A (new) subscription: dismissals and ends may have been missed meanwhile."""
+        self.live.forget_all()
+        self.ended.forget_all()
+        self.end_signals.signal_all()
+
+    def wake_interval(self) -> float:
+        # Subscribed: every end is published, and read again every 5 s only as a safety
+        # net. Not subscribed (Redis away, just started): every second.
+        return 5.0 if self._dismissals.wait_live(1.0) else 1.0
+
     def get_job(self, task_id: str) -> Any:
         key = self.key(TASK_KEY, task_id)
         state, dismissed, raw = self._call("read job", lambda: self.client.hmget(
@@ -170,6 +212,9 @@ class RedisStore(TaskStore):
         ended = self.ended.entry(task_id)
         if ended is not None:
             return replace(ended[0])
+        live = self.live.get(task_id)
+        if live is not None and self._dismissals.live:
+            return live
         # A process that reads tasks will keep copies of ended ones: hear of dismissals
         # before it has any (a copy made before that lasts ENDED_CACHE_SECONDS only).
         self._dismissals.ensure_started()
@@ -180,6 +225,8 @@ class RedisStore(TaskStore):
         record = self._detect_lost(record_from_fields(task_id, values))
         if record is not None and record.state in _FINAL:
             self._remember_ended(record, NOT_READ)
+        elif record is not None and not record.state.done and self._dismissals.live:
+            self.live.keep(record)
         return record
 
     def tombstone(self, task_id: str) -> Gone | None:
@@ -190,6 +237,8 @@ class RedisStore(TaskStore):
         # Succeeded, failed and cancelled tasks never change again (only 'lost' may still
         # yield to its worker's real outcome), so polls after the end need no Redis round
         # trip. Another process may dismiss the task: the copy lasts while we hear of that.
+        if record.state is TaskState.SUCCEEDED:
+            self._durations.pop(record.method, None)  # its history just grew: read it afresh
         fresh_until = record.finished + self.result_ttl
         if not self._dismissals.live:
             fresh_until = min(fresh_until, time.time() + ENDED_CACHE_SECONDS)
@@ -226,14 +275,18 @@ class RedisStore(TaskStore):
         return record
 
     def mark_running(self, task_id: str, started: float, owner: str) -> bool:
+        self.live.forget(task_id)
         key = self.key(TASK_KEY, task_id)
         return bool(self._call("mark running", lambda: self._script(
             "mark_running", [key], [repr(started), owner, self.live_ttl])))
 
-    def set_progress(self, task_id: str, progress: float, heartbeat: float) -> bool:
+    def set_progress(self, task_id: str, progress: float, heartbeat: float,
+                     message: str | None = None) -> bool:
         key = self.key(TASK_KEY, task_id)
-        return bool(self._call("write progress", lambda: self._script(
-            "progress", [key], [repr(progress), repr(heartbeat), self.live_ttl])))
+        args = [repr(progress), repr(heartbeat), self.live_ttl]
+        if message is not None:
+            args.append(message)
+        return bool(self._call("write progress", lambda: self._script("progress", [key], args)))
 
     def heartbeat(self, task_ids: list[str], now: float) -> None:
         if task_ids:
@@ -244,6 +297,7 @@ class RedisStore(TaskStore):
         self, task_id: str, state: TaskState, finished: float, result: Any = None, error: str = "",
         attempt: int = 0,
     ) -> bool:
+        self.live.forget(task_id)
         encoded = ""
         if state is TaskState.SUCCEEDED:
             encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
@@ -251,9 +305,11 @@ class RedisStore(TaskStore):
         return bool(self._call("record end", lambda: self._script(
             "finish", self._keys(task_id),
             [state.value, repr(finished), error, self.result_ttl, encoded, self.tombstone_ttl,
-             str(attempt)])))
+             str(attempt), self.key(DURATIONS_KEY, ""), HISTORY, DURATIONS_TTL, self.ended_channel,
+             task_id])))
 
     def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
+        self.live.forget(task_id)
         return bool(self._call("queue again", lambda: self._script(
             "requeue", self._keys(task_id), [str(attempt), note, owner, self.live_ttl])))
 
@@ -267,8 +323,9 @@ class RedisStore(TaskStore):
 
     def _control(self, name: str, task_id: str, now: float) -> TaskRecord | None:
         """Run the cancel or dismiss script; the record it answers, or None if gone."""
+        self.live.forget(task_id)
         args = [repr(now), self.result_ttl, self.tombstone_ttl, CANCELLED_QUEUED, task_id, *FIELDS]
-        keys = [*self._keys(task_id), self.dismissal_channel]
+        keys = [*self._keys(task_id), self.dismissal_channel, self.ended_channel]
         values = self._call(name, lambda: self._run(name, keys, args))
         if not values or values[1] is None:
             return None
@@ -347,63 +404,6 @@ class RedisStore(TaskStore):
         if self._reporter is not None:
             self._reporter.join(timeout=5)
         self.link.close()
-
-    # -- coalesced progress -----------------------------------------------------------
-
-    def progress_sink(self, task_id: str) -> ProgressSink:
-        # [latest value, calls so far, calls written]: a call with an unchanged value
-        # still tells that the task is alive (``touched``).
-        cell: list = [0.0, 0, 0]
-
-        def sink(progress: float) -> None:
-            cell[0] = progress
-            cell[1] += 1
-
-        sink.cell = cell  # type: ignore[attr-defined]
-        sink.task_id = task_id  # type: ignore[attr-defined]
-        with self._sinks_lock:
-            self._sinks[task_id] = cell
-        self._ensure_reporter()
-        return sink
-
-    def close_progress_sink(self, sink: ProgressSink) -> None:
-        # The cell stays registered (and heartbeats go on) until its last value is
-        # written: a caller that retries this loses nothing.
-        task_id: str = sink.task_id  # type: ignore[attr-defined]
-        cell: list = sink.cell  # type: ignore[attr-defined]
-        calls = cell[1]
-        if calls != cell[2]:
-            self.set_progress(task_id, cell[0], time.time())
-            cell[2] = calls
-        with self._sinks_lock:
-            self._sinks.pop(task_id, None)
-
-    def _ensure_reporter(self) -> None:
-        if self._reporter is not None and self._reporter.is_alive():
-            return
-        self._stop_reporter.clear()
-        self._reporter = threading.Thread(
-            target=self._report_forever, name="ladon-tasks-progress", daemon=True)
-        self._reporter.start()
-
-    def _report_forever(self) -> None:
-        """Write reported progress every ``progress_interval``, heartbeats every ``heartbeat_interval``."""
-        last_beat = 0.0
-        while not self._stop_reporter.wait(self.progress_interval):
-            now = time.time()
-            with self._sinks_lock:
-                changed = [(task_id, cell) for task_id, cell in self._sinks.items() if cell[1] != cell[2]]
-                running = list(self._sinks)
-            try:
-                for task_id, cell in changed:
-                    calls = cell[1]
-                    self.set_progress(task_id, cell[0], now)
-                    cell[2] = calls
-                if now - last_beat >= self.heartbeat_interval:
-                    self.heartbeat(running, now)
-                    last_beat = now
-            except StoreUnavailable:
-                pass  # _call logged the outage; the values stay unwritten until Redis is back
 
 
 def iter_task_keys(store: RedisStore) -> Iterator[str]:

@@ -34,11 +34,15 @@ class DismissalListener:
     """
 
     def __init__(self, url: str, channel: str, forget: Callable[[str], None],
-                 forget_all: Callable[[], None]) -> None:
+                 forget_all: Callable[[], None],
+                 more: dict[str, Callable[[str], None]] | None = None) -> None:
         self.url = url
         self.channel = channel
         self._forget = forget
         self._forget_all = forget_all
+        #: Every channel listened to on the one connection, and what hears its messages
+        #: (``more``: other channels, such as the ended tasks of _wait).
+        self._handlers = {channel: forget, **(more or {})}
         self._live = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,6 +52,11 @@ class DismissalListener:
     def live(self) -> bool:
         """True while subscribed in this process (a fork starts unsubscribed)."""
         return self._pid == os.getpid() and self._live.is_set()
+
+    def wait_live(self, timeout: float) -> bool:
+        """Start listening if needed and wait up to ``timeout`` s to be subscribed."""
+        self.ensure_started()
+        return self._live.wait(timeout) and self.live
 
     def ensure_started(self) -> None:
         """Start listening, once per process."""
@@ -81,16 +90,19 @@ class DismissalListener:
                                       health_check_interval=30)
         pubsub = client.pubsub(ignore_subscribe_messages=False)
         try:
-            pubsub.subscribe(self.channel)
+            pubsub.subscribe(*self._handlers)
+            subscribed = 0
             while not self._stop.is_set():
                 message = pubsub.get_message(timeout=1.0)
                 if message is None:
                     continue
                 if message["type"] == "subscribe":
-                    self._forget_all()
-                    self._live.set()
+                    subscribed += 1
+                    if subscribed == len(self._handlers):
+                        self._forget_all()
+                        self._live.set()
                 elif message["type"] == "message":
-                    self._forget(message["data"])
+                    self._handlers[message["channel"]](message["data"])
         finally:
             pubsub.close()
             client.close()

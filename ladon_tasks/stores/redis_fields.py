@@ -6,7 +6,7 @@ from ladon_tasks.task import TaskRecord, TaskState
 
 #: The hash fields every read takes (the result, when there is one, is read apart).
 FIELDS = ("method", "state", "progress", "created", "started", "finished", "error", "owner",
-           "heartbeat", "attempt", "cancel_requested", "touched", "max_silence", "dismissed")
+           "heartbeat", "attempt", "cancel_requested", "touched", "max_silence", "dismissed", "message")
 DISMISSED_AT = FIELDS.index("dismissed")
 #: The field holding a task's job (celery mode), read only by the process that runs it.
 JOB_FIELD = "job"
@@ -29,6 +29,7 @@ def record_fields(record: TaskRecord) -> dict[str, str]:
         "touched": repr(float(record.touched)) if record.touched else "0",
         "max_silence": repr(float(record.max_silence)),
         "dismissed": "0",
+        "message": record.message,
     }
 
 
@@ -49,4 +50,5 @@ def record_from_fields(task_id: str, values: list[str | None]) -> TaskRecord:
         cancel_requested=float(fields.get("cancel_requested") or 0.0),
         touched=float(fields.get("touched") or 0.0),
         max_silence=float(fields.get("max_silence") or 0.0),
+        message=fields.get("message") or "",
     )

@@ -29,13 +29,15 @@ if state == 'running' and redis.call('HGET', KEYS[1], 'owner') == ARGV[2]
    and redis.call('HGET', KEYS[1], 'started') == ARGV[1] then return 1 end
 if state ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'heartbeat', ARGV[1],
-           'owner', ARGV[2], 'progress', '0.0', 'touched', '0')
+           'owner', ARGV[2], 'progress', '0.0', 'touched', '0', 'message', '')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
+# ARGV: progress heartbeat live_ttl [message]: the message only if given.
 _PROGRESS = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'heartbeat', ARGV[2], 'touched', ARGV[2])
+if ARGV[4] then redis.call('HSET', KEYS[1], 'message', ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
@@ -66,12 +68,24 @@ local function end_task(state, finished, err, result, result_ttl, tombstone_ttl)
 end
 """
 # ARGV: state finished error result_ttl result tombstone_ttl attempt ('0': any attempt)
+#       durations_prefix history durations_ttl ended_channel task_id.
+# A success adds its duration to its method's history (the newest first, HISTORY kept);
+# every end is published on the ended channel, for the waiters of _wait.
 _FINISH = _END_TASK + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' and state ~= 'lost' then return 0 end
 if state == 'lost' and ARGV[1] == 'lost' then return 0 end
 if ARGV[7] ~= '0' and redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[7] then return 0 end
+local method = redis.call('HGET', KEYS[1], 'method')
+local started = tonumber(redis.call('HGET', KEYS[1], 'started'))
 end_task(ARGV[1], ARGV[2], ARGV[3], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]))
+if ARGV[1] == 'succeeded' and started and started > 0 then
+  local history = ARGV[8] .. method
+  redis.call('LPUSH', history, tostring(tonumber(ARGV[2]) - started))
+  redis.call('LTRIM', history, 0, tonumber(ARGV[9]) - 1)
+  redis.call('EXPIRE', history, ARGV[10])
+end
+redis.call('PUBLISH', ARGV[11], ARGV[12])
 return 1
 """
 # ARGV: attempt note owner live_ttl. A lost task lives again: its live TTL back, no tombstone.
@@ -84,7 +98,8 @@ if state ~= 'running' and state ~= 'lost' then return 0 end
 if redis.call('HGET', KEYS[1], 'cancel_requested') ~= '0' then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'attempt')) ~= tonumber(ARGV[1]) - 1 then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', ARGV[1], 'error', ARGV[2], 'owner', ARGV[3],
-           'progress', '0.0', 'started', '0', 'finished', '0', 'heartbeat', '0', 'touched', '0')
+           'progress', '0.0', 'started', '0', 'finished', '0', 'heartbeat', '0', 'touched', '0',
+           'message', '')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
 return 1
@@ -102,9 +117,12 @@ local function cancel(now, result_ttl, tombstone_ttl, queued_error)
 end
 """
 # ARGV: now result_ttl tombstone_ttl queued_error task_id field...; returns the record's fields.
+# KEYS[4] is the ended channel: a queued task cancelled has ended.
 _CANCEL = _CANCEL_STEP + """
 if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
+local was = redis.call('HGET', KEYS[1], 'state')
 cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+if was == 'queued' then redis.call('PUBLISH', KEYS[4], ARGV[5]) end
 return redis.call('HMGET', KEYS[1], unpack(ARGV, 6))
 """
 # ARGV as _CANCEL, KEYS[3] the dismissal channel; returns the record's fields after the
@@ -120,6 +138,7 @@ else
 end
 redis.call('SET', KEYS[2], 'dismissed', 'EX', tonumber(ARGV[3]))
 redis.call('PUBLISH', KEYS[3], ARGV[5])
+redis.call('PUBLISH', KEYS[4], ARGV[5])
 return record
 """
 _CANCEL_REQUESTS = """

@@ -116,6 +116,20 @@ class LifecycleService(object):
         kw["update_progress"](0.1)
         return 1 if re.match(r"(x+x+)+y", "x" * size) else 0
 
+    @ladonize(int, float, rtype=int, tasktype=True)
+    def talker(self, steps, pause, **kw):
+        """Say which step it is at, ``steps`` steps of ``pause`` s each."""
+        for step in range(1, steps + 1):
+            time.sleep(pause)
+            kw["update_progress"](step / float(steps), message="step %d of %d" % (step, steps))
+        return steps
+
+    @ladonize(PORTABLE_STRING, rtype=int, tasktype=True)
+    def chatter(self, text, **kw):
+        """Say ``text`` (however long) and end."""
+        kw["update_progress"](0.5, text)
+        return len(text)
+
     @ladonize(PORTABLE_STRING, rtype=PORTABLE_STRING, tasktype=True)
     def quick(self, text, **kw):
         """Return ``text`` at once."""

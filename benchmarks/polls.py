@@ -1,0 +1,219 @@
+"""Issue 11: what a poll costs against a plain call; how fast a wait wakes; how good the ETA is.
+
+    /tmp/benchvenv/bin/python benchmarks/polls.py            # about 8 minutes
+    /tmp/benchvenv/bin/python benchmarks/polls.py --quick    # about 2 minutes
+
+P1. Request rates on one server, interleaved in rotating order over the rounds (a row is the
+    median): the plain ``noop`` of the same service (the reference), ``tiny_progress`` of a
+    running task (``spinFor``, reporting progress every 10 ms), ``tiny_progress`` of an ended
+    task and ``tiny_result``; thread and process mode, each under gunicorn gthread (1 worker,
+    32 threads, keep-alive) and werkzeug's threaded server, c=1 and c=32. Targets: a running
+    task's ``_progress`` >= 0.95x the plain call in thread mode and >= 0.90x in process
+    mode; an ended task's ``_progress`` and ``_result`` >= 0.95x in both.
+P2. ``_wait`` wake-up: a 200 ms task is started and waited for at once; the latency is the
+    time from the task's recorded end to the wait's answer (same host, same clock), p50 and
+    p99 over the samples, each mode under gunicorn.
+P3. ETA error of a task of steady speed (``spinFor`` 4 s): |eta - time actually left| as a
+    share of the task's duration, read at 25, 50 and 75% progress, without history (the
+    method's first run) and with it (the runs after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import report
+from calls import Endpoint, task_ids, wait_done
+from foundation import Cell
+from load import percentile
+from procs import GunicornProcess, RedisProcess, ServerProcess
+
+SERVICE = "BenchService"
+KINDS = ("thread", "process")
+TARGETS = {("thread", "running"): 0.95, ("process", "running"): 0.90}
+ENDED_TARGET = 0.95
+PHASES = ("plain", "running", "ended", "result")
+NAMES = {"running": "_progress, running", "ended": "_progress, ended", "result": "_result"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    counts: dict[int, int]
+    rounds: int
+    wake_samples: int
+    eta_runs: int
+
+
+FULL = Plan(counts={1: 1000, 32: 3000}, rounds=5, wake_samples=40, eta_runs=3)
+QUICK = Plan(counts={1: 300, 32: 600}, rounds=2, wake_samples=10, eta_runs=2)
+
+
+def servers(redis_url: str, workdir: Path) -> dict[tuple[str, str], Endpoint]:
+    """(mode, server kind) -> endpoint, for thread and process mode under gunicorn and werkzeug."""
+    found = {}
+    for mode in KINDS:
+        options: dict[str, Any] = {"mode": mode, "threads": 8}
+        if mode == "process":
+            options = {"mode": mode, "redis_url": redis_url, "processes": 2}
+        name = f"{mode} mode, gunicorn"
+        found[(mode, "gunicorn")] = Endpoint(name, GunicornProcess(
+            f"{mode}-gunicorn", {"kind": "ladon_tasks", "module": "bench_service", "options": options},
+            workdir), SERVICE)
+        args = ["ladon_tasks", "bench_service", "--mode", mode]
+        if mode == "process":
+            args += ["--redis-url", redis_url, "--processes", "2"]
+        name = f"{mode} mode, werkzeug"
+        found[(mode, "werkzeug")] = Endpoint(name, ServerProcess(f"{mode}-werkzeug", args, workdir), SERVICE)
+    return found
+
+
+def start(ep: Endpoint, method: str, **args: Any) -> str:
+    answer = ep.call(method, **args)
+    if answer.get("type") != "jsonwsp/response":
+        raise RuntimeError(f"{ep.label}: {method} failed: {answer}")
+    return answer["result"]["task_id"]
+
+
+def prepare(ep: Endpoint) -> dict[str, list[str]]:
+    """Two long running tasks and 200 ended ones on ``ep``: the ids each phase polls."""
+    ended = task_ids(ep.load([ep.request("tiny") for _ in range(200)], 8, keep_bodies=True))
+    wait_done(ep, "tiny", ended)  # before the long ones take the worker slots
+    running = [start(ep, "spinFor", seconds=3600.0) for _ in range(2)]
+    return {"running": running, "ended": ended}
+
+
+def requests(ep: Endpoint, phase: str, count: int, ids: dict[str, list[str]]) -> list[bytes]:
+    if phase == "plain":
+        return [ep.request("noop")] * count
+    pool = ids["running" if phase == "running" else "ended"]
+    method = {"running": "spinFor_progress", "ended": "tiny_progress", "result": "tiny_result"}[phase]
+    return [ep.request(method, task_id=pool[i % len(pool)]) for i in range(count)]
+
+
+def rates(endpoints: dict, plan: Plan, say: Any) -> dict[tuple, Cell]:
+    """P1: every phase of every server at every concurrency, in rotating order."""
+    ids = {key: prepare(ep) for key, ep in endpoints.items()}
+    cells: dict[tuple, Cell] = {}
+    order = [(key, phase) for key in endpoints for phase in PHASES]
+    for concurrency, count in plan.counts.items():
+        for turn in range(plan.rounds):
+            shift = turn % len(order)
+            for key, phase in order[shift:] + order[:shift]:
+                ep = endpoints[key]
+                before = ep.server.cpu_seconds()
+                result = ep.load(requests(ep, phase, count, ids[key]), concurrency)
+                if result.errors:
+                    raise RuntimeError(f"{ep.label} {phase}: {result.errors} errors: "
+                                       f"{result.first_error[:300]!r}")
+                cell = cells.setdefault((key, phase, concurrency), Cell())
+                cell.add(result, ep.server.cpu_seconds() - before)
+            say(f"  P1 c={concurrency} round {turn + 1} done")
+    for key, ep in endpoints.items():  # free the worker slots for P2 and P3
+        for task_id in ids[key]["running"]:
+            ep.call("spinFor_cancel", task_id=task_id)
+        wait_done(ep, "spinFor", ids[key]["running"])
+    return cells
+
+
+def wake_latencies(ep: Endpoint, samples: int) -> list[float]:
+    """P2: seconds from each task's recorded end to its wait's answer."""
+    latencies = []
+    for _ in range(samples):
+        task_id = start(ep, "napPid", milliseconds=200)
+        answer = ep.call("napPid_wait", task_id=task_id, timeout=20.0)
+        arrived = time.time()
+        progress = answer["result"]
+        if not progress["done"]:
+            raise RuntimeError(f"{ep.label}: the wait answered before the end: {progress}")
+        latencies.append(arrived - float(progress["endtime"]))
+    return latencies
+
+
+def eta_errors(ep: Endpoint, runs: int, seconds: float = 4.0) -> dict[str, dict[float, float]]:
+    """P3: the ETA's error at 25/50/75% progress, as a share of the duration."""
+    found: dict[str, dict[float, list[float]]] = {"no history": {}, "with history": {}}
+    for run in range(runs):
+        task_id = start(ep, "spinFor", seconds=seconds)
+        readings: dict[float, tuple[float, float]] = {}
+        while True:
+            progress = ep.call("spinFor_progress", task_id=task_id)["result"]
+            if progress["done"]:
+                ended = float(progress["endtime"])
+                break
+            for mark in (0.25, 0.5, 0.75):
+                if mark not in readings and progress["progress"] >= mark:
+                    readings[mark] = (time.time(), float(progress["eta"]))
+            time.sleep(0.02)
+        label = "no history" if run == 0 else "with history"
+        for mark, (when, eta) in readings.items():
+            found[label].setdefault(mark, []).append(abs(eta - (ended - when)) / seconds)
+    return {label: {mark: statistics.median(values) for mark, values in marks.items()}
+            for label, marks in found.items()}
+
+
+def render(cells: dict, endpoints: dict, plan: Plan, wakes: dict, etas: dict) -> str:
+    rows = []
+    for (mode, kind), ep in endpoints.items():
+        for concurrency in plan.counts:
+            plain = cells[((mode, kind), "plain", concurrency)]
+            rows.append([ep.label, f"c={concurrency}", "noop (plain)", report.rate(plain.rate), "1.00x",
+                         "-", "-", f"{plain.cpu_us:.0f}"])
+            for phase in PHASES[1:]:
+                cell = cells[((mode, kind), phase, concurrency)]
+                value = cell.rate / plain.rate
+                target = TARGETS.get((mode, phase), ENDED_TARGET)
+                name = NAMES[phase]
+                rows.append([ep.label, f"c={concurrency}", name, report.rate(cell.rate), report.ratio(value),
+                             f">= {target:.2f}x", report.met(value, target), f"{cell.cpu_us:.0f}"])
+    out = [report.table(f"P1. Polls against a plain call on the same server, JSON-WSP ({plan.rounds} rounds; "
+                        "median rate; server CPU per request)",
+                        ["server", "c", "call", "req/s", "vs plain", "target", "met?", "CPU us"], rows)]
+    rows = [[label, str(len(values)), report.ms(percentile(values, 0.5)), report.ms(percentile(values, 0.99)),
+             report.ms(max(values))] for label, values in wakes.items()]
+    out.append(report.table("P2. _wait wake-up: the task's recorded end to the wait's answer, gunicorn",
+                            ["mode", "samples", "p50 ms", "p99 ms", "max ms"], rows))
+    rows = [[mode, label, *(f"{marks.get(mark, float('nan')) * 100:.1f}%" for mark in (0.25, 0.5, 0.75))]
+            for mode, by_label in etas.items() for label, marks in by_label.items()]
+    out.append(report.table("P3. ETA error of a 4 s task of steady speed (|eta - time left| / duration)",
+                            ["mode", "history", "at 25%", "at 50%", "at 75%"], rows))
+    return "\n\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix="ladon-tasks-polls-"))
+    with contextlib.ExitStack() as stack:
+        redis = RedisProcess(workdir)
+        stack.callback(redis.stop)
+        endpoints = servers(redis.url, workdir)
+        for ep in endpoints.values():
+            stack.callback(ep.server.stop)
+        say("P1: poll rates")
+        cells = rates(endpoints, plan, say)
+        say("P2: wake-up latency")
+        wakes = {mode: wake_latencies(endpoints[(mode, "gunicorn")], plan.wake_samples) for mode in KINDS}
+        say("P3: ETA error")
+        etas = {mode: eta_errors(endpoints[(mode, "gunicorn")], plan.eta_runs) for mode in KINDS}
+    print(render(cells, endpoints, plan, wakes, etas))
+    print(json.dumps({"generated": time.strftime("%Y-%m-%d %H:%M")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Short-lived copies of queued and running tasks, so that hot polls skip a round trip.
+
+A running task's record changes at most every ``progress_interval`` (0.1 s by default),
+when its worker writes progress. A copy read less than :data:`LIVE_COPY_SECONDS` ago is
+as good an answer as Redis's, at most that much older, so a task polled thousands of
+times a second costs one read per task per 50 ms. Every end and every dismissal, wherever
+it happens, is published (the ended and dismissed channels) and drops the copy at once,
+as does any write this process makes to the task; copies are only used while this
+process is subscribed, so no end is answered as ``running`` for more than that long.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from ladon_tasks.task import TaskRecord
+
+#: Seconds a copy of a queued or running task answers polls.
+LIVE_COPY_SECONDS = 0.05
+#: Most copies kept (a guard: copies live 50 ms).
+LIVE_COPY_LIMIT = 10_000
+
+
+class LiveCopies:
+    """``task_id -> (monotonic time read, record)`` of tasks not yet ended."""
+
+    def __init__(self) -> None:
+        self._copies: dict[str, tuple[float, TaskRecord]] = {}
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """A copy of the record read within LIVE_COPY_SECONDS; None if there is none."""
+        found = self._copies.get(task_id)
+        if found is None:
+            return None
+        if time.monotonic() - found[0] >= LIVE_COPY_SECONDS:
+            self._copies.pop(task_id, None)
+            return None
+        return replace(found[1])
+
+    def keep(self, record: TaskRecord) -> None:
+        if len(self._copies) >= LIVE_COPY_LIMIT:
+            self._copies.clear()
+        self._copies[record.task_id] = (time.monotonic(), replace(record))
+
+    def forget(self, task_id: str) -> None:
+        self._copies.pop(task_id, None)
+
+    def forget_all(self) -> None:
+        self._copies.clear()
