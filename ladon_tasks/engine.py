@@ -302,6 +302,8 @@ class TaskEngine:
         Returns the ids of the tasks recorded lost.
         """
         self._stopping = True
+        for store in list(self._stores.values()):
+            store.end_signals.signal_all()  # waiting requests answer now: the server is stopping
         grace = self.config.grace_period if grace_period is None else grace_period
         lost: list[str] = []
         for route, executor in list(self._executors.items()):

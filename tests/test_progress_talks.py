@@ -22,6 +22,12 @@ def wait_call(client: Tasks, method: str, task_id: str, timeout: float) -> dict:
     return plain(dict(client.proto.call(SERVICE, f"{method}_wait", task_id=task_id, timeout=timeout)))
 
 
+def waiting(app: Any) -> bool:
+    """True once a ``_wait`` request of ``app`` holds one of its waiting places."""
+    places = app.engine._waiters
+    return places is not None and places._value < app.engine.max_waiters
+
+
 @pytest.mark.parametrize("protocol", CHECKED)
 def test_a_task_says_what_it_does_and_when_it_should_end(serve, protocol):
     app = serve()
@@ -110,13 +116,12 @@ def test_a_task_dismissed_while_waited_for_answers_task_dismissed(serve, tmp_pat
     marked_pid(tmp_path / "m")
     faults: list = []
 
-    def waiting() -> None:
+    def wait_for_fault() -> None:
         faults.append(client.proto.fault(SERVICE, "spin_wait", task_id=task_id, timeout=50))
 
-    waiter = threading.Thread(target=waiting)
+    waiter = threading.Thread(target=wait_for_fault)
     waiter.start()
-    wait_until(lambda: app.engine._waiters is not None
-               and app.engine._waiters._value < app.engine.max_waiters, message="the wait to begin")
+    wait_until(lambda: waiting(app), message="the wait to begin")
     client.ask("spin", "dismiss", task_id)
     waiter.join(timeout=30)
     assert faults and faults[0].detail == "TaskDismissed"
@@ -180,3 +185,19 @@ def test_call_shows_the_message_and_the_eta(tmp_path):
     lines = done.stderr.splitlines()
     assert any("step " in line and " of 8" in line for line in lines), lines
     assert any("ETA " in line for line in lines if "running" in line), lines
+
+
+def test_a_stopping_server_answers_its_waiting_requests_at_once(live_server, tmp_path):
+    app = make_app(["lifecycle_service"], progress_interval=0.05, max_wait=60.0)
+    client = tasks(live_server(app).url)
+    task_id = client.start("spin", marker=str(tmp_path / "m"), seconds=30.0)
+    marked_pid(tmp_path / "m")
+    answers: list = []
+    waiter = threading.Thread(target=lambda: answers.append(wait_call(client, "spin", task_id, 50)))
+    waiter.start()
+    wait_until(lambda: waiting(app), message="the wait to begin")
+    stopping = threading.Thread(target=app.close, kwargs={"grace_period": 10})
+    stopping.start()
+    waiter.join(timeout=20)  # well before its 50 s: the stop woke it
+    assert answers and answers[0]["state"] in ("running", "cancelled", "lost")
+    stopping.join(timeout=30)
