@@ -57,6 +57,8 @@ class TaskEngine:
         self.config = config or TaskConfig()
         self.celery_app = celery_app
         self._stores: dict[tuple[str, str | None], TaskStore] = {}
+        #: (mode, redis_url) as asked -> its store, once made: the lookup of every poll.
+        self._stores_asked: dict[tuple[str | None, str | None], TaskStore] = {}
         self._executors: dict[tuple[str, str | None], Executor] = {}
         self._lock = threading.Lock()
         self._stopping = False
@@ -82,6 +84,9 @@ class TaskEngine:
 
     def store(self, mode: str | None = None, redis_url: str | None = None) -> TaskStore:
         """The store of ``mode`` (the configured mode if None)."""
+        known = self._stores_asked.get((mode, redis_url))
+        if known is not None:
+            return known
         route = self._route(mode, redis_url)
         store = self._stores.get(route)
         if store is None:
@@ -92,6 +97,7 @@ class TaskEngine:
                 # Its executor gives the store its lost_handler: a process that only reads
                 # tasks runs a task of a dead worker again, as one that started it would.
                 self.executor(*route)
+        self._stores_asked[(mode, redis_url)] = store
         return store
 
     def executor(self, mode: str | None = None, redis_url: str | None = None) -> Executor:

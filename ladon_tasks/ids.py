@@ -19,6 +19,8 @@ def new_task_id() -> str:
 
 def validate_task_id(value: object) -> str:
     """Return ``value`` if it has the shape of a task id, else raise :class:`InvalidTaskId`."""
+    if type(value) is str and _TASK_ID_PATTERN.fullmatch(value):
+        return value  # the usual case, at once
     if isinstance(value, bytes):
         try:
             value = value.decode("ascii")

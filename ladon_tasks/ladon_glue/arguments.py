@@ -142,6 +142,8 @@ class ArgumentConverter:
             raise InvalidArgument(self._wrong(what, declared, value)) from None
 
     def _one(self, declared: Any, value: Any) -> Any:
+        if declared is str and type(value) is str:
+            return value  # what Ladon's converter gives a string without filters, sooner
         if get_type_info(declared):
             if value == "":
                 value = {}  # an empty SOAP element for an object of optional fields

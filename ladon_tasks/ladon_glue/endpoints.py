@@ -22,7 +22,7 @@ from ladon_tasks.ladon_glue.calls import TaskCall
 from ladon_tasks.ladon_glue.faults import to_fault
 from ladon_tasks.ladon_glue.spec import TaskMethodSpec
 from ladon_tasks.ladon_glue.types import TaskInfoResponse, TaskProgressResponse
-from ladon_tasks.task import TaskRecord
+from ladon_tasks.task import TaskRecord, TaskState
 
 log = logging.getLogger("ladon_tasks")
 
@@ -93,24 +93,24 @@ def _not_found_hint(spec: TaskMethodSpec, engine: TaskEngine, kw: dict, error: T
     return error
 
 
-def _ask(spec: TaskMethodSpec, engine: TaskEngine, kw: dict, question: Callable[[], Any]) -> Any:
-    """Ask the engine about a task; its errors become the faults clients see."""
-    try:
-        return question()
-    except TaskNotFound as error:
-        raise to_fault(_not_found_hint(spec, engine, kw, error)) from None
-    except LadonTasksError as error:
-        raise to_fault(error) from None
+#: The answer's ``state`` for each state (an enum's ``.value`` is a descriptor call).
+_STATE_NAMES = {state: state.value for state in TaskState}
 
 
 def progress_response(record: TaskRecord, estimate: Estimate) -> TaskProgressResponse:
     """The TaskProgressResponse that tells where ``record``'s task is."""
-    now = time.time()
     state = record.state
+    done = state.done
+    if done:  # nothing of it moves any more
+        silent_for, health, eta, poll_after = 0.0, "", 0.0, estimate.poll_after
+    else:
+        now = time.time()
+        silent_for, health = float(record.silent_for(now)), record.health(now)
+        eta, poll_after = round(estimate.eta, 3), round(estimate.poll_after, 3)
     return TaskProgressResponse.of({
         "task_id": record.task_id,
-        "state": state.value,
-        "done": state.done,
+        "state": _STATE_NAMES[state],
+        "done": done,
         "progress": float(record.progress),
         "duration": float(record.duration),
         "starttime": float(record.started),
@@ -119,12 +119,12 @@ def progress_response(record: TaskRecord, estimate: Estimate) -> TaskProgressRes
         "error": record.error,
         "attempt": int(record.attempt),
         "cancel_requested": bool(record.cancel_requested),
-        "silent_for": float(record.silent_for(now)),
-        "health": record.health(now),
+        "silent_for": silent_for,
+        "health": health,
         "message": record.message,
-        "eta": round(estimate.eta, 3),
+        "eta": eta,
         "expected_duration": round(estimate.expected_duration, 3),
-        "poll_after": round(estimate.poll_after, 3),
+        "poll_after": poll_after,
     })
 
 
@@ -163,17 +163,17 @@ class Endpoint:
         answers_result = self.answers_result
 
         def answer(task_id: str, kw: dict, *more: Any) -> Any:
-            engine = engine_for(kw)
-            ask = getattr(engine, engine_method)
+            engine = kw.get(ENVIRON_ENGINE_KEY) or engine_for(kw)
+            mode, redis_url = spec.mode, spec.redis_url
+            try:
+                found = getattr(engine, engine_method)(task_id, *more, mode, redis_url)
+            except TaskNotFound as error:
+                raise to_fault(_not_found_hint(spec, engine, kw, error)) from None
+            except LadonTasksError as error:
+                raise to_fault(error) from None
             if answers_result:
-                value = _ask(spec, engine, kw, lambda: ask(task_id, *more, spec.mode, spec.redis_url))
-                return _decoded_result(spec, engine, value)
-
-            def answered() -> TaskProgressResponse:
-                record = ask(task_id, *more, spec.mode, spec.redis_url)
-                return progress_response(record, engine.estimate(record, spec.mode, spec.redis_url))
-
-            return _ask(spec, engine, kw, answered)
+                return _decoded_result(spec, engine, found)
+            return progress_response(found, engine.estimate(found, mode, redis_url))
 
         # Ladon reads the parameter names: ``self``, ``task_id`` and ``timeout`` are what
         # clients see.

@@ -27,7 +27,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import replace
 from typing import Any, Callable, Iterator, TypeVar
 
 import redis
@@ -52,7 +51,7 @@ from ladon_tasks.stores.redis_history import MethodHistory
 from ladon_tasks.stores.redis_link import RedisLink
 from ladon_tasks.stores.redis_live import LiveCopies
 from ladon_tasks.stores.redis_progress import CoalescedProgress
-from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState
+from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState, snapshot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -211,7 +210,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
     def get(self, task_id: str) -> TaskRecord | None:
         ended = self.ended.entry(task_id)
         if ended is not None:
-            return replace(ended[0])
+            return snapshot(ended[0])
         live = self.live.get(task_id)
         if live is not None and self._dismissals.live:
             return live

@@ -12,9 +12,8 @@ process is subscribed, so no end is answered as ``running`` for more than that l
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
-from ladon_tasks.task import TaskRecord
+from ladon_tasks.task import TaskRecord, snapshot
 
 #: Seconds a copy of a queued or running task answers polls.
 LIVE_COPY_SECONDS = 0.05
@@ -36,12 +35,12 @@ class LiveCopies:
         if time.monotonic() - found[0] >= LIVE_COPY_SECONDS:
             self._copies.pop(task_id, None)
             return None
-        return replace(found[1])
+        return snapshot(found[1])
 
     def keep(self, record: TaskRecord) -> None:
         if len(self._copies) >= LIVE_COPY_LIMIT:
             self._copies.clear()
-        self._copies[record.task_id] = (time.monotonic(), replace(record))
+        self._copies[record.task_id] = (time.monotonic(), snapshot(record))
 
     def forget(self, task_id: str) -> None:
         self._copies.pop(task_id, None)
