@@ -24,6 +24,8 @@ ENV_PREFIX = "LADON_TASKS_"
 ENVIRON_ENGINE_KEY = "ladon_tasks.engine"
 #: Environ key that says a request is served by TaskWSGIApplication, and with which debug.
 ENVIRON_DEBUG_KEY = "ladon_tasks.debug"
+#: Environ key of the caller's identity (``identify``'s answer; None for nobody).
+ENVIRON_IDENTITY_KEY = "ladon_tasks.identity"
 #: Environ key through which the dispatcher asks for the HTTP status of a fault (SOAP: 500).
 ENVIRON_FAULT_STATUS_KEY = "ladon_tasks.fault_status"
 #: Characters of a progress message kept; a longer one is cut, ending in an ellipsis.

@@ -32,7 +32,7 @@ from ladon_tasks.executors.base import Executor
 from ladon_tasks.ids import new_task_id, validate_task_id
 from ladon_tasks.options import TaskOptions, TaskPolicy
 from ladon_tasks.stores.base import TaskStore
-from ladon_tasks.task import Gone, TaskRecord, TaskState
+from ladon_tasks.task import Gone, TaskRecord, TaskState, visible_to
 
 #: What :meth:`TaskEngine.result` raises for a task that ended without a result.
 _NO_RESULT: dict[TaskState, type[TaskFailed] | type[TaskCancelled]] = {
@@ -145,8 +145,9 @@ class TaskEngine:
     # -- tasks ------------------------------------------------------------------------
 
     def start(self, method: str, job: Any, mode: str | None = None, redis_url: str | None = None,
-              policy: TaskPolicy | None = None) -> str:
+              policy: TaskPolicy | None = None, caller: str | None = None) -> str:
         """Record a new queued task and submit ``job`` to run under ``policy``; return its id.
+        A task started with a ``caller`` (an identity) is bound to it: see :meth:`status`.
 
         Thread mode takes a callable ``job(update_progress)``; process and celery mode a
         worker job dict (see :mod:`ladon_tasks.executors.worker`). ``policy`` defaults to the
@@ -160,7 +161,8 @@ class TaskEngine:
         store = self.store(mode, redis_url)
         executor.prepare()
         record = TaskRecord(task_id=new_task_id(), method=method, created=time.time(),
-                            owner=executor.owner, max_silence=policy.max_silence or 0.0)
+                            owner=executor.owner, max_silence=policy.max_silence or 0.0,
+                            caller=caller or "")
         executor.admit()  # QueueFull before anything is recorded
         try:
             store.create(record, executor.job_to_store(job, policy))
@@ -191,18 +193,26 @@ class TaskEngine:
         """The application's limits and retries, for tasks that set none of their own."""
         return TaskOptions().policy(self.config)
 
-    def status(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> TaskRecord:
-        """The task's record; raises InvalidTaskId, TaskNotFound, TaskExpired or TaskDismissed."""
+    def status(self, task_id: str, mode: str | None = None, redis_url: str | None = None,
+               caller: str | None = None) -> TaskRecord:
+        """The task's record; raises InvalidTaskId, TaskNotFound, TaskExpired or TaskDismissed.
+
+        A task bound to a caller is seen by that caller only: for any other (or none) its
+        id is unknown, with the very error of an id never issued, before and after it is gone.
+        """
         task_id = validate_task_id(task_id)
         store = self.store(mode, redis_url)
         record = store.get(task_id)
-        if record is None:
-            raise self._gone(store, task_id)
+        if record is None or (record.caller and record.caller != caller):
+            raise self._gone(store, task_id, caller, record is None)
         return record
 
-    def _gone(self, store: TaskStore, task_id: str) -> TaskNotFound:
-        """The error for an id without a record: expired, dismissed, or never seen."""
-        why = store.tombstone(task_id)
+    def _gone(self, store: TaskStore, task_id: str, caller: str | None = None,
+              ask: bool = True) -> TaskNotFound:
+        """The error for an id without a record (or with one ``caller`` may not see):
+        expired, dismissed, or never seen."""
+        found = store.gone(task_id) if ask else None
+        why = found[0] if found is not None and visible_to(found[1], caller) else None
         if why is Gone.EXPIRED:
             return TaskExpired(f"task {task_id} ended more than {self.config.result_ttl:g} s ago "
                                "(result_ttl) and its record and result have expired")
@@ -213,13 +223,14 @@ class TaskEngine:
             f"its tombstone ({self.config.tombstone_ttl:g} s after its record) has expired"
         )
 
-    def result(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> Any:
+    def result(self, task_id: str, mode: str | None = None, redis_url: str | None = None,
+               caller: str | None = None) -> Any:
         """The stored result of a succeeded task (encoded form in process mode).
 
         Raises ResultNotReady, TaskFailed, TaskLost, TaskCancelled, TaskNotFound (or its
         TaskExpired and TaskDismissed) or InvalidTaskId.
         """
-        record = self.status(task_id, mode, redis_url)
+        record = self.status(task_id, mode, redis_url, caller)
         if record.state is TaskState.SUCCEEDED:
             return self.store(mode, redis_url).get_result(record.task_id)
         error_type = _NO_RESULT.get(record.state)
@@ -238,13 +249,13 @@ class TaskEngine:
         return estimate(record, expected, time.time())
 
     def wait(self, task_id: str, timeout: float, mode: str | None = None,
-             redis_url: str | None = None) -> TaskRecord:
+             redis_url: str | None = None, caller: str | None = None) -> TaskRecord:
         """The task's record as soon as it has ended, or after ``timeout`` s (at most
         ``max_wait``) with it still running. Beyond ``max_waiters`` waits at once in this
         process, the record as it is now. Raises as :meth:`status` (a task dismissed
         while waited for: TaskDismissed). The default ``max_waiters`` is a quarter of
         :attr:`server_threads` if the application knows them, else 8."""
-        record = self.status(task_id, mode, redis_url)
+        record = self.status(task_id, mode, redis_url, caller)
         timeout = min(float(timeout), self.config.max_wait) if timeout == timeout else 0.0
         if record.state.done or timeout <= 0:
             return record
@@ -252,7 +263,8 @@ class TaskEngine:
         if not places.acquire(blocking=False):
             return record
         try:
-            return self._wait_for_end(record.task_id, time.monotonic() + timeout, mode, redis_url)
+            return self._wait_for_end(record.task_id, time.monotonic() + timeout, mode, redis_url,
+                                      caller)
         finally:
             places.release()
 
@@ -267,35 +279,39 @@ class TaskEngine:
             return self._waiters
 
     def _wait_for_end(self, task_id: str, deadline: float, mode: str | None,
-                      redis_url: str | None) -> TaskRecord:
+                      redis_url: str | None, caller: str | None) -> TaskRecord:
         store = self.store(mode, redis_url)
         with store.end_watch(task_id) as ended:
             interval = store.wake_interval()  # subscribed from here on: no end is missed
             while True:
-                record = self.status(task_id, mode, redis_url)
+                record = self.status(task_id, mode, redis_url, caller)
                 remaining = deadline - time.monotonic()
                 if record.state.done or remaining <= 0 or self._stopping:
                     return record
                 ended.wait(min(remaining, interval))
                 ended.clear()
 
-    def cancel(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> TaskRecord:
+    def cancel(self, task_id: str, mode: str | None = None, redis_url: str | None = None,
+               caller: str | None = None) -> TaskRecord:
         """Cancel a task: a queued one ends ``cancelled`` now, a running one is asked to
         stop (and ended by force after ``cancel_grace``), an ended one is left alone.
         Returns the record as it is now; raises as :meth:`status` for unknown ids."""
-        return self._control(task_id, mode, redis_url, "request_cancel")
+        return self._control(task_id, mode, redis_url, "request_cancel", caller)
 
-    def dismiss(self, task_id: str, mode: str | None = None, redis_url: str | None = None) -> TaskRecord:
+    def dismiss(self, task_id: str, mode: str | None = None, redis_url: str | None = None,
+                caller: str | None = None) -> TaskRecord:
         """Forget a task and its result, cancelling it first if it has not ended; from now
         on its id answers TaskDismissed. Returns the record as it was when dismissed."""
-        return self._control(task_id, mode, redis_url, "dismiss")
+        return self._control(task_id, mode, redis_url, "dismiss", caller)
 
-    def _control(self, task_id: str, mode: str | None, redis_url: str | None, action: str) -> TaskRecord:
+    def _control(self, task_id: str, mode: str | None, redis_url: str | None, action: str,
+                 caller: str | None) -> TaskRecord:
+        self.status(task_id, mode, redis_url, caller)  # a task's caller never changes
         task_id = validate_task_id(task_id)
         store = self.store(mode, redis_url)
         record = getattr(store, action)(task_id, time.time())
         if record is None:
-            raise self._gone(store, task_id)
+            raise self._gone(store, task_id, caller)
         if record.state is TaskState.RUNNING:
             executor = self._executors.get(self._route(mode, redis_url))
             if executor is not None:

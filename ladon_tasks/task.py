@@ -57,6 +57,9 @@ class TaskRecord:
     max_silence: float = 0.0
     #: The latest message given with ``update_progress`` ("" for none); kept after the end.
     message: str = ""
+    #: Who started it, as the application's ``identify`` said ("" for nobody): only the
+    #: same caller may see it (see :meth:`visible_to`).
+    caller: str = ""
     result: Any = None
 
     @property
@@ -87,6 +90,12 @@ class TaskRecord:
         return HEALTH_SILENT if silent >= self.max_silence / 2 else HEALTH_OK
 
 
+def visible_to(bound_to: str, caller: str | None) -> bool:
+    """Whether a task started by ``bound_to`` ("" for nobody) may be seen by ``caller``:
+    a task started without an identity by anyone, one started with one by it alone."""
+    return not bound_to or bound_to == caller
+
+
 class Gone(str, Enum):
     """Why a task id that was issued has no record any more (its tombstone says)."""
 
@@ -101,7 +110,7 @@ def snapshot(record: TaskRecord) -> TaskRecord:
         created=record.created, started=record.started, finished=record.finished,
         error=record.error, owner=record.owner, heartbeat=record.heartbeat, attempt=record.attempt,
         cancel_requested=record.cancel_requested, touched=record.touched,
-        max_silence=record.max_silence, message=record.message,
+        max_silence=record.max_silence, message=record.message, caller=record.caller,
     )
 
 

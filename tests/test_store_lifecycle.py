@@ -710,3 +710,40 @@ def test_a_task_queued_again_after_it_was_lost_gets_the_live_ttl_back(redis_url,
         assert raw_redis.ttl(store.key("task", record.task_id)) > 60, "queued again with the result TTL"
     finally:
         store.close()
+
+
+# -- callers: a task bound to who started it ------------------------------------------------
+
+
+def _bound(store: TaskStore, caller: str) -> TaskRecord:
+    record = TaskRecord(task_id=new_task_id(), method="Service.method", created=time.time(),
+                        owner=OWNER, caller=caller)
+    store.create(record)
+    return record
+
+
+def test_a_tasks_caller_is_kept_through_its_life_and_in_its_tombstones(make_store):
+    store = make_store(result_ttl=1)
+    alice = _bound(store, "alice|with:odd chars \u00e9")
+    assert store.get(alice.task_id).caller == "alice|with:odd chars \u00e9"
+    assert store.mark_running(alice.task_id, time.time(), OWNER)
+    assert store.finish(alice.task_id, TaskState.SUCCEEDED, time.time(), result=1)
+    assert store.get(alice.task_id).caller == "alice|with:odd chars \u00e9"
+    wait_until(lambda: store.get(alice.task_id) is None, timeout=15, message="the record to expire")
+    assert store.gone(alice.task_id) == (Gone.EXPIRED, "alice|with:odd chars \u00e9")
+    assert store.tombstone(alice.task_id) is Gone.EXPIRED
+
+    bob = _bound(store, "bob")
+    assert store.dismiss(bob.task_id, time.time()).caller == "bob"
+    assert store.gone(bob.task_id) == (Gone.DISMISSED, "bob")
+
+    running_bob = _bound(store, "bob")
+    assert store.mark_running(running_bob.task_id, time.time(), OWNER)
+    store.dismiss(running_bob.task_id, time.time())  # forgotten once it ends
+    store.finish(running_bob.task_id, TaskState.CANCELLED, time.time())
+    assert store.gone(running_bob.task_id) == (Gone.DISMISSED, "bob")
+
+    nobody = _bound(store, "")
+    store.dismiss(nobody.task_id, time.time())
+    assert store.gone(nobody.task_id) == (Gone.DISMISSED, "")
+    assert store.gone(new_task_id()) is None

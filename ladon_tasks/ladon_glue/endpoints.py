@@ -13,7 +13,7 @@ from ladon.compat import PORTABLE_STRING
 from ladon.types import validate_type
 
 from ladon_tasks.config import REDIS_MODES, THREAD_MODE, TaskConfig
-from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY
+from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY, ENVIRON_IDENTITY_KEY
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.estimate import Estimate
 from ladon_tasks.exceptions import LadonTasksError, TaskNotFound
@@ -45,7 +45,15 @@ def engine_for(kw: dict) -> TaskEngine:
 
 
 #: What TaskWSGIApplication puts into the environ for itself; not for tasks.
-_APPLICATION_KEYS = (ENVIRON_ENGINE_KEY, ENVIRON_DEBUG_KEY)
+_APPLICATION_KEYS = (ENVIRON_ENGINE_KEY, ENVIRON_DEBUG_KEY, ENVIRON_IDENTITY_KEY)
+
+
+def caller_of(kw: dict) -> str | None:
+    """The identity of the request's caller: what TaskWSGIApplication's ``identify``
+    said; under a plain LadonWSGIApplication, ``REMOTE_USER``."""
+    if ENVIRON_IDENTITY_KEY in kw:
+        return kw[ENVIRON_IDENTITY_KEY]
+    return kw.get("REMOTE_USER") or None
 
 
 def task_keywords(spec: TaskMethodSpec, kw: dict) -> dict:
@@ -166,7 +174,8 @@ class Endpoint:
             engine = kw.get(ENVIRON_ENGINE_KEY) or engine_for(kw)
             mode, redis_url = spec.mode, spec.redis_url
             try:
-                found = getattr(engine, engine_method)(task_id, *more, mode, redis_url)
+                found = getattr(engine, engine_method)(task_id, *more, mode, redis_url,
+                                                       caller=caller_of(kw))
             except TaskNotFound as error:
                 raise to_fault(_not_found_hint(spec, engine, kw, error)) from None
             except LadonTasksError as error:
@@ -228,7 +237,7 @@ def make_start(spec: TaskMethodSpec) -> Callable:
             else:
                 job = make_call(spec, self, args, task_kw, checked=True)
             task_id = engine.start(spec.qualified_name, job, spec.mode, spec.redis_url,
-                                   spec.policy(engine.config))
+                                   spec.policy(engine.config), caller=caller_of(kw))
         except LadonTasksError as error:
             log.warning("task %s not started: %s", spec.qualified_name, error)
             raise to_fault(error) from None

@@ -12,7 +12,12 @@ from ladon.server import NO_LOGGING
 from ladon.server.wsgi_application import LadonWSGIApplication
 
 from ladon_tasks.config import THREAD_MODE, TaskConfig
-from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY, ENVIRON_FAULT_STATUS_KEY
+from ladon_tasks.constants import (
+    ENVIRON_DEBUG_KEY,
+    ENVIRON_ENGINE_KEY,
+    ENVIRON_FAULT_STATUS_KEY,
+    ENVIRON_IDENTITY_KEY,
+)
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.ladon_glue.dispatch import install_dispatcher
 from ladon_tasks.ladon_glue.guard import RequestGuard, withdraw_interfaces
@@ -32,7 +37,9 @@ class TaskWSGIApplication(LadonWSGIApplication):
     ``redis_url``, ``threads``, ...; see TaskConfig). Options not given come from
     ``LADON_TASKS_*`` environment variables, then from TaskConfig's defaults.
     ``celery_app`` is an existing ``celery.Celery`` app that celery-mode tasks are sent
-    with (default: one of ladon_tasks' own, on ``broker_url``).
+    with (default: one of ladon_tasks' own, on ``broker_url``). ``identify(environ)``
+    names the caller of a request (a string, or None for nobody; default: ``REMOTE_USER``):
+    a task started by an identity answers that identity only (see :doc:`security`).
 
     Service modules may use ``ladon_tasks.ladonize`` or Ladon's own
     ``ladon.ladonizer.ladonize``: task methods run through ladon_tasks either way.
@@ -48,12 +55,14 @@ class TaskWSGIApplication(LadonWSGIApplication):
         *,
         config: TaskConfig | None = None,
         celery_app: Any = None,
+        identify: Callable[[dict], str | None] | None = None,
         **task_options: Any,
     ) -> None:
         base = config if config is not None else TaskConfig.from_env()
         self.task_config = base.with_options(**task_options) if task_options else base
         self.engine = TaskEngine(self.task_config, celery_app=celery_app)
         self.engine.server_threads = _server_threads()
+        self.identify = identify or remote_user
         self._warned_multiprocess = False
         self._closed = threading.Event()
         services = [service_list] if isinstance(service_list, str) else list(service_list)
@@ -72,6 +81,12 @@ class TaskWSGIApplication(LadonWSGIApplication):
             return refusal.respond(start_response)
         environ[ENVIRON_ENGINE_KEY] = self.engine
         environ[ENVIRON_DEBUG_KEY] = self.task_config.debug
+        try:
+            environ[ENVIRON_IDENTITY_KEY] = identity_of(self.identify, environ)
+        except Exception:  # the application's identify failed: the caller is not to blame
+            log.exception("identify failed for %s %s", environ.get("REQUEST_METHOD"),
+                          environ.get("PATH_INFO"))
+            return _server_error(start_response)
         if environ.get("wsgi.multiprocess") and not self._warned_multiprocess:
             self._warn_multiprocess()
         captured: list = []
@@ -91,8 +106,7 @@ class TaskWSGIApplication(LadonWSGIApplication):
             log.error("request %s %s failed:\n%s", environ.get("REQUEST_METHOD"),
                       environ.get("PATH_INFO"), text.decode("utf-8", "replace"))
             body = [_SERVER_ERROR_BODY]
-            headers = [("Content-Type", "text/plain; charset=UTF-8"),
-                       ("Content-Length", str(len(_SERVER_ERROR_BODY)))]
+            headers = list(_SERVER_ERROR_HEADERS)
         start_response(status, headers, exc_info)
         return body
 
@@ -112,6 +126,32 @@ class TaskWSGIApplication(LadonWSGIApplication):
             return []
         self._closed.set()
         return self.engine.shutdown(grace_period)
+
+
+_SERVER_ERROR_HEADERS = (("Content-Type", "text/plain; charset=UTF-8"),
+                         ("Content-Length", str(len(_SERVER_ERROR_BODY))))
+
+
+def _server_error(start_response: Callable) -> list[bytes]:
+    start_response("500 Internal Server Error", list(_SERVER_ERROR_HEADERS))
+    return [_SERVER_ERROR_BODY]
+
+
+def remote_user(environ: dict) -> str | None:
+    """The default ``identify``: ``REMOTE_USER``, as Apache's authentication (or any WSGI
+    middleware that authenticates) sets it; None if unset or empty."""
+    return environ.get("REMOTE_USER") or None
+
+
+def identity_of(identify: Callable[[dict], str | None], environ: dict) -> str | None:
+    """What ``identify`` says of the request: a non-empty string, or None. Any other
+    answer is the application's mistake, and fails the request as a server error."""
+    identity = identify(environ)
+    if identity is None or identity == "":
+        return None
+    if not isinstance(identity, str):
+        raise TypeError(f"identify returned {type(identity).__name__}, not a string or None")
+    return identity
 
 
 def _server_threads() -> int | None:

@@ -118,9 +118,15 @@ class TaskStore(ABC):
         was (after the cancel, for a queued task); None if unknown, expired or dismissed."""
 
     @abstractmethod
+    def gone(self, task_id: str) -> tuple[Gone, str] | None:
+        """Why an issued id has no record (expired or dismissed) and the caller its task
+        was bound to ("" for none), while its tombstone lasts; None for an id never seen,
+        or one whose tombstone expired too."""
+
     def tombstone(self, task_id: str) -> Gone | None:
-        """Why an issued id has no record (expired or dismissed), while its tombstone
-        lasts; None for an id never seen, or one whose tombstone expired too."""
+        """Why an issued id has no record, as :meth:`gone` says; None as it does."""
+        found = self.gone(task_id)
+        return None if found is None else found[0]
 
     @abstractmethod
     def get_result(self, task_id: str) -> Any:

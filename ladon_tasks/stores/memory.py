@@ -60,8 +60,9 @@ class MemoryStore(TaskStore):
                 continue
             del self._expires_at[task_id]
             self._jobs.pop(task_id, None)
-            if self._records.pop(task_id, None) is not None:
-                self._tombstones.add(task_id, Gone.EXPIRED, now)
+            record = self._records.pop(task_id, None)
+            if record is not None:
+                self._tombstones.add(task_id, Gone.EXPIRED, now, record.caller)
         self._tombstones.purge(now)
 
     def _live(self, task_id: str) -> TaskRecord | None:
@@ -110,7 +111,7 @@ class MemoryStore(TaskStore):
         except IndexError:
             return False
 
-    def tombstone(self, task_id: str) -> Gone | None:
+    def gone(self, task_id: str) -> tuple[Gone, str] | None:
         with self._lock:
             self._purge_expired(time.monotonic())
             return self._tombstones.get(task_id)
@@ -250,7 +251,7 @@ class MemoryStore(TaskStore):
                 self._jobs.pop(task_id, None)
                 self._expires_at.pop(task_id, None)
                 self._dismissed.discard(task_id)
-            self._tombstones.add(task_id, Gone.DISMISSED, time.monotonic())
+            self._tombstones.add(task_id, Gone.DISMISSED, time.monotonic(), record.caller)
             return answer
 
     def get_result(self, task_id: str) -> Any:
@@ -279,7 +280,8 @@ class _Tombstones:
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._why: dict[bytes, Gone] = {}
+        #: Why; with the caller the task was bound to, if any.
+        self._why: dict[bytes, Gone | tuple[Gone, str]] = {}
         self._order: deque[bytes] = deque()
         #: ``[expiry, count]`` of the next ``count`` ids of ``_order``.
         self._runs: deque[list] = deque()
@@ -287,12 +289,13 @@ class _Tombstones:
     def __len__(self) -> int:
         return len(self._order)
 
-    def add(self, task_id: str, why: Gone, now: float) -> None:
+    def add(self, task_id: str, why: Gone, now: float, caller: str = "") -> None:
         key = _raw(task_id)
+        stone: Gone | tuple[Gone, str] = (why, caller) if caller else why
         if key in self._why:
-            self._why[key] = why
+            self._why[key] = stone
             return
-        self._why[key] = why
+        self._why[key] = stone
         self._order.append(key)
         expires = now + self.ttl
         runs = self._runs
@@ -302,8 +305,11 @@ class _Tombstones:
         else:
             runs.append([expires, 1])
 
-    def get(self, task_id: str) -> Gone | None:
-        return self._why.get(_raw(task_id))
+    def get(self, task_id: str) -> tuple[Gone, str] | None:
+        stone = self._why.get(_raw(task_id))
+        if stone is None or isinstance(stone, tuple):
+            return stone
+        return stone, ""
 
     def purge(self, now: float) -> None:
         runs = self._runs

@@ -228,9 +228,12 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
             self.live.keep(record)
         return record
 
-    def tombstone(self, task_id: str) -> Gone | None:
-        why = self._call("read tombstone", lambda: self.client.get(self.key(GONE_KEY, task_id)))
-        return None if why is None else Gone(why)
+    def gone(self, task_id: str) -> tuple[Gone, str] | None:
+        stone = self._call("read tombstone", lambda: self.client.get(self.key(GONE_KEY, task_id)))
+        if stone is None:
+            return None
+        why, _, caller = stone.partition("|")
+        return Gone(why), caller
 
     def _remember_ended(self, record: TaskRecord, raw_result: Any) -> None:
         # Succeeded, failed and cancelled tasks never change again (only 'lost' may still

@@ -6,7 +6,8 @@ from ladon_tasks.task import TaskRecord, TaskState
 
 #: The hash fields every read takes (the result, when there is one, is read apart).
 FIELDS = ("method", "state", "progress", "created", "started", "finished", "error", "owner",
-           "heartbeat", "attempt", "cancel_requested", "touched", "max_silence", "dismissed", "message")
+           "heartbeat", "attempt", "cancel_requested", "touched", "max_silence", "dismissed", "message",
+           "caller")
 DISMISSED_AT = FIELDS.index("dismissed")
 #: The field holding a task's job (celery mode), read only by the process that runs it.
 JOB_FIELD = "job"
@@ -30,6 +31,7 @@ def record_fields(record: TaskRecord) -> dict[str, str]:
         "max_silence": repr(float(record.max_silence)),
         "dismissed": "0",
         "message": record.message,
+        "caller": record.caller,
     }
 
 
@@ -51,4 +53,5 @@ def record_from_fields(task_id: str, values: list[str | None]) -> TaskRecord:
         touched=float(fields.get("touched") or 0.0),
         max_silence=float(fields.get("max_silence") or 0.0),
         message=fields.get("message") or "",
+        caller=fields.get("caller") or "",
     )

@@ -6,7 +6,8 @@ a late or restarted worker can neither resurrect nor reopen a task.
 
 from __future__ import annotations
 
-# KEYS[1] is the task's hash, KEYS[2] (where used) its tombstone.
+# KEYS[1] is the task's hash, KEYS[2] (where used) its tombstone: why it is gone, and
+# '|' and the caller it was bound to, if any.
 # A new task: all its fields and its TTL in one atomic step, or nothing.
 _CREATE = """
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
@@ -53,6 +54,11 @@ return 1
 # end_task(state, finished, error, result, result_ttl, tombstone_ttl): record the end; a
 # task dismissed before it ended is deleted instead (its tombstone says 'dismissed').
 _END_TASK = """
+local function stone(why)
+  local caller = redis.call('HGET', KEYS[1], 'caller')
+  if caller and caller ~= '' then return why .. '|' .. caller end
+  return why
+end
 local function end_task(state, finished, err, result, result_ttl, tombstone_ttl)
   redis.call('HSET', KEYS[1], 'state', state, 'finished', finished, 'error', err, 'progress', '1.0')
   if state == 'succeeded' then redis.call('HSET', KEYS[1], 'result', result) end
@@ -64,7 +70,7 @@ local function end_task(state, finished, err, result, result_ttl, tombstone_ttl)
     return
   end
   redis.call('EXPIRE', KEYS[1], result_ttl)
-  redis.call('SET', KEYS[2], 'expired', 'EX', result_ttl + tombstone_ttl)
+  redis.call('SET', KEYS[2], stone('expired'), 'EX', result_ttl + tombstone_ttl)
 end
 """
 # ARGV: state finished error result_ttl result tombstone_ttl attempt ('0': any attempt)
@@ -131,12 +137,12 @@ _DISMISS = _CANCEL_STEP + """
 if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
 cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 local record = redis.call('HMGET', KEYS[1], unpack(ARGV, 6))
+redis.call('SET', KEYS[2], stone('dismissed'), 'EX', tonumber(ARGV[3]))
 if redis.call('HGET', KEYS[1], 'state') == 'running' then
   redis.call('HSET', KEYS[1], 'dismissed', '1')
 else
   redis.call('DEL', KEYS[1])
 end
-redis.call('SET', KEYS[2], 'dismissed', 'EX', tonumber(ARGV[3]))
 redis.call('PUBLISH', KEYS[3], ARGV[5])
 redis.call('PUBLISH', KEYS[4], ARGV[5])
 return record
