@@ -14,6 +14,8 @@ DISMISSED_CHANNEL = "dismissed"
 OWNER_KEY = "owner"
 #: Redis list of a method's recent successful durations: ``{prefix}:durations:{method}``.
 DURATIONS_KEY = "durations"
+#: Redis sorted sets of task ids scored by creation time: ``{prefix}:index:live`` and ``:ended``.
+INDEX_KEY = "index"
 #: Redis pub/sub channel of the ids of tasks that just ended: ``{prefix}:ended``.
 ENDED_CHANNEL = "ended"
 

@@ -73,6 +73,10 @@ class ShuttingDown(LadonTasksError):
     """The server process is stopping and accepts no new task."""
 
 
+class InvalidQuery(LadonTasksError, ValueError):
+    """A listing asked with a filter, limit or cursor that cannot be answered."""
+
+
 class TaskInterrupt(BaseException):
     """Raised inside a running task by ``update_progress`` when the task must stop.
 

@@ -378,7 +378,7 @@ def test_keys_use_the_prefix(redis_url, raw_redis):
         store.register_owner(OWNER, 60)
         record = queued(store)
         keys = sorted(key.decode() for key in raw_redis.scan_iter(match="*"))
-        assert keys == [f"myapp:owner:{OWNER}", f"myapp:task:{record.task_id}"]
+        assert keys == ["myapp:index:live", f"myapp:owner:{OWNER}", f"myapp:task:{record.task_id}"]
         assert list(iter_task_keys(store)) == [f"myapp:task:{record.task_id}"]
     finally:
         store.close()

@@ -6,6 +6,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ContextManager
 
+from ladon_tasks.listing import TaskQuery
 from ladon_tasks.stores.end_signals import EndSignals
 from ladon_tasks.task import Gone, TaskRecord, TaskState
 
@@ -41,6 +42,12 @@ class TaskStore(ABC):
 
         ``job`` (JSON-able data, or None) is what the task runs, kept with the record for
         as long as it lives, so that any process can run it (again): see :meth:`get_job`."""
+
+    @abstractmethod
+    def list_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        """Up to ``query.limit + 1`` records of tasks matching ``query`` (dismissed and
+        expired ones never), newest first by ``(created, task_id)``, from just after its
+        cursor: the page, and one more if there is a next page."""
 
     @abstractmethod
     def get_job(self, task_id: str) -> Any:

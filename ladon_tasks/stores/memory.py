@@ -9,9 +9,11 @@ from collections import deque
 from typing import Any
 
 from ladon_tasks.estimate import HISTORY
+from ladon_tasks.listing import TaskQuery
 from ladon_tasks.sizes import json_size, too_large
 from ladon_tasks.stores.base import ProgressSink, TaskStore
 from ladon_tasks.stores.end_signals import EndSignals
+from ladon_tasks.stores.memory_index import MemoryIndex
 from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState, snapshot
 
 #: Most tombstones kept at once; the oldest go first past this.
@@ -46,6 +48,7 @@ class MemoryStore(TaskStore):
         self._tombstones = _Tombstones(self.tombstone_ttl)
         #: Tasks dismissed while queued or running: forgotten when they end.
         self._dismissed: set[str] = set()
+        self._index = MemoryIndex()
         self._lock = threading.Lock()
         self.end_signals = EndSignals()
 
@@ -77,8 +80,16 @@ class MemoryStore(TaskStore):
             if record.task_id in self._records:
                 raise ValueError(f"task {record.task_id} exists already")
             self._records[record.task_id] = record
+            self._index.add(record)
             if job is not None:
                 self._jobs[record.task_id] = job
+
+    def list_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        with self._lock:
+            self._purge_expired(time.monotonic())
+            self._index.compact(lambda task_id: task_id in self._records)
+            rows = self._index.rows(query, self._live)
+            return [snapshot(record) for record in rows]
 
     def durations(self, method: str) -> list[float]:
         return list(self._durations.get(method, ()))

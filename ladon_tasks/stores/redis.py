@@ -10,6 +10,10 @@ Key layout (every key has a TTL):
 ``{prefix}:gone:{task_id}``
     The tombstone of an ended task: ``expired`` (set at its end, TTL ``result_ttl +
     tombstone_ttl``) or ``dismissed`` (TTL ``tombstone_ttl``).
+``{prefix}:index:live``, ``{prefix}:index:ended``
+    Sorted sets of the ids of queued and running tasks, and of ended ones, scored by
+    creation time, for listing (see redis_index); each with a TTL no shorter than its
+    longest-lived task's, and no key at all once empty.
 ``{prefix}:dismissed``
     A pub/sub channel, not a key: the id of every task dismissed, so that each server
     process drops its own copy of that ended task.
@@ -48,6 +52,7 @@ from ladon_tasks.stores.redis_dismissals import DismissalListener
 from ladon_tasks.stores.redis_ended import NOT_READ, EndedCopies
 from ladon_tasks.stores.redis_fields import DISMISSED_AT, FIELDS, JOB_FIELD, record_fields, record_from_fields
 from ladon_tasks.stores.redis_history import MethodHistory
+from ladon_tasks.stores.redis_index import TaskIndex
 from ladon_tasks.stores.redis_link import RedisLink
 from ladon_tasks.stores.redis_live import LiveCopies
 from ladon_tasks.stores.redis_progress import CoalescedProgress
@@ -72,7 +77,7 @@ ENDED_CACHE_SECONDS = 1.0
 DURATIONS_TTL = 30 * 86400
 
 
-class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
+class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, TaskStore):
     """Task records in Redis hashes, with coalesced progress writes and heartbeats.
 
     The client and its connection pool are made lazily, once per process id, so a
@@ -154,6 +159,11 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
         """The task's hash and its tombstone."""
         return [self.key(TASK_KEY, task_id), self.key(GONE_KEY, task_id)]
 
+    def _indexed_keys(self, task_id: str) -> list[str]:
+        """The keys of every script that may move a task in the index: its hash, its
+        tombstone, and the live and ended index (see redis_index)."""
+        return [*self._keys(task_id), self.live_index_key, self.ended_index_key]
+
     def _call(self, what: str, operation: Callable[[], T]) -> T:
         return self.link.call(what, operation)
 
@@ -166,11 +176,11 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
     # -- TaskStore --------------------------------------------------------------------
 
     def create(self, record: TaskRecord, job: Any = None) -> None:
-        key = self.key(TASK_KEY, record.task_id)
         args = self._write_args(record)
         if job is not None:
             args += (JOB_FIELD, json.dumps(job, separators=(",", ":")))
-        self._call("create task", lambda: self._script("create", [key], args))
+        keys = self._indexed_keys(record.task_id)
+        self._call("create task", lambda: self._script("create", keys, args))
 
     def get_with_job(self, task_id: str) -> tuple[TaskRecord | None, Any]:
         key = self.key(TASK_KEY, task_id)
@@ -284,6 +294,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
 
     def set_progress(self, task_id: str, progress: float, heartbeat: float,
                      message: str | None = None) -> bool:
+        self.live.forget(task_id)
         key = self.key(TASK_KEY, task_id)
         args = [repr(progress), repr(heartbeat), self.live_ttl]
         if message is not None:
@@ -292,7 +303,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
 
     def heartbeat(self, task_ids: list[str], now: float) -> None:
         if task_ids:
-            keys = [self.key(TASK_KEY, task_id) for task_id in task_ids]
+            keys = [*(self.key(TASK_KEY, task_id) for task_id in task_ids), self.live_index_key]
             self._call("heartbeat", lambda: self._script("heartbeat", keys, [repr(now), self.live_ttl]))
 
     def finish(
@@ -305,7 +316,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
             encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
             self._check_size(len(encoded))
         return bool(self._call("record end", lambda: self._script(
-            "finish", self._keys(task_id),
+            "finish", self._indexed_keys(task_id),
             [state.value, repr(finished), error, self.result_ttl, encoded, self.tombstone_ttl,
              str(attempt), self.key(DURATIONS_KEY, ""), HISTORY, DURATIONS_TTL, self.ended_channel,
              task_id])))
@@ -313,7 +324,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
     def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
         self.live.forget(task_id)
         return bool(self._call("queue again", lambda: self._script(
-            "requeue", self._keys(task_id), [str(attempt), note, owner, self.live_ttl])))
+            "requeue", self._indexed_keys(task_id), [str(attempt), note, owner, self.live_ttl, task_id])))
 
     def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
         return self._control("cancel", task_id, now)
@@ -327,7 +338,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
         """Run the cancel or dismiss script; the record it answers, or None if gone."""
         self.live.forget(task_id)
         args = [repr(now), self.result_ttl, self.tombstone_ttl, CANCELLED_QUEUED, task_id, *FIELDS]
-        keys = [*self._keys(task_id), self.dismissal_channel, self.ended_channel]
+        keys = [*self._indexed_keys(task_id), self.dismissal_channel, self.ended_channel]
         values = self._call(name, lambda: self._run(name, keys, args))
         if not values or values[1] is None:
             return None
@@ -380,9 +391,9 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
         return before is not None
 
     def _write_args(self, record: TaskRecord) -> list[Any]:
-        """The arguments of the scripts that write a whole record: its TTL, then field,
-        value, field, value..."""
-        args: list[Any] = [self.live_ttl]
+        """The arguments of the scripts that write a whole record: its TTL, its id (for
+        the index), then field, value, field, value..."""
+        args: list[Any] = [self.live_ttl, record.task_id]
         for name, value in record_fields(record).items():
             args += (name, value)
         return args
@@ -392,7 +403,8 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskStore):
 
     def _restore_one(self, record: TaskRecord) -> int:
         args = self._write_args(record)
-        return self._call("restore task", lambda: self._script("restore", self._keys(record.task_id), args))
+        keys = self._indexed_keys(record.task_id)
+        return self._call("restore task", lambda: self._script("restore", keys, args))
 
     def knows(self, task_id: str) -> bool:
         return bool(self._call("read task", lambda: self.client.exists(*self._keys(task_id))))

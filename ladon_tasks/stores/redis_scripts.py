@@ -6,20 +6,43 @@ a late or restarted worker can neither resurrect nor reopen a task.
 
 from __future__ import annotations
 
+from ladon_tasks.stores.redis_index import MAX_INDEXED
+
 # KEYS[1] is the task's hash, KEYS[2] (where used) its tombstone: why it is gone, and
 # '|' and the caller it was bound to, if any.
-# A new task: all its fields and its TTL in one atomic step, or nothing.
-_CREATE = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+# The task index: two sorted sets of task ids scored by creation time, KEYS[3] of the tasks
+# queued or running, KEYS[4] of those ended. A task moves from the first to the second as it
+# ends (back if it is queued again) and leaves both when dismissed; an empty set is gone,
+# and each set's TTL is kept at least that of any task hash it indexes. At most INDEX_CAP
+# members each: the oldest go first.
+_INDEX_STEP = f"""
+local INDEX_CAP = {MAX_INDEXED}
+local function extend(key, ttl)
+  if redis.call('TTL', key) < tonumber(ttl) then redis.call('EXPIRE', key, ttl) end
+end
+local function index_as(to, from, created, task_id, ttl, cap)
+  if from then redis.call('ZREM', from, task_id) end
+  redis.call('ZADD', to, created, task_id)
+  local extra = redis.call('ZCARD', to) - tonumber(cap)
+  if extra > 0 then redis.call('ZREMRANGEBYRANK', to, 0, extra - 1) end
+  extend(to, ttl)
+end
+"""
+# A new task: all its fields and its TTL in one atomic step, or nothing; and indexed.
+# ARGV: live_ttl task_id field value...
+_CREATE = _INDEX_STEP + """
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+index_as(KEYS[3], nil, redis.call('HGET', KEYS[1], 'created'), ARGV[2], ARGV[1], INDEX_CAP)
 return 1
 """
-# ARGV: live_ttl field value...: the record of a live task written again, only if the
-# store has neither it nor its tombstone (it lost its data).
-_RESTORE = """
+# ARGV as _CREATE: the record of a live task written again, only if the store has neither
+# it nor its tombstone (it lost its data).
+_RESTORE = _INDEX_STEP + """
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+index_as(KEYS[3], nil, redis.call('HGET', KEYS[1], 'created'), ARGV[2], ARGV[1], INDEX_CAP)
 return 1
 """
 # ARGV: started owner live_ttl. Idempotent: a retry whose first try was applied (its reply
@@ -42,24 +65,28 @@ if ARGV[4] then redis.call('HSET', KEYS[1], 'message', ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
-_HEARTBEAT = """
-for i, key in ipairs(KEYS) do
+# KEYS: the hashes of running tasks, then the live index (its TTL kept as theirs).
+_HEARTBEAT = _INDEX_STEP + """
+for i = 1, #KEYS - 1 do
+  local key = KEYS[i]
   if redis.call('HGET', key, 'state') == 'running' then
     redis.call('HSET', key, 'heartbeat', ARGV[1])
     redis.call('EXPIRE', key, ARGV[2])
   end
 end
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then extend(KEYS[#KEYS], ARGV[2]) end
 return 1
 """
-# end_task(state, finished, error, result, result_ttl, tombstone_ttl): record the end; a
-# task dismissed before it ended is deleted instead (its tombstone says 'dismissed').
-_END_TASK = """
+# end_task(state, finished, error, result, result_ttl, tombstone_ttl, task_id): record the
+# end, and move the task to the ended index; a task dismissed before it ended is deleted
+# instead (its tombstone says 'dismissed'; the dismissal took it out of the index).
+_END_TASK = _INDEX_STEP + """
 local function stone(why)
   local caller = redis.call('HGET', KEYS[1], 'caller')
   if caller and caller ~= '' then return why .. '|' .. caller end
   return why
 end
-local function end_task(state, finished, err, result, result_ttl, tombstone_ttl)
+local function end_task(state, finished, err, result, result_ttl, tombstone_ttl, task_id)
   redis.call('HSET', KEYS[1], 'state', state, 'finished', finished, 'error', err, 'progress', '1.0')
   if state == 'succeeded' then redis.call('HSET', KEYS[1], 'result', result) end
   if redis.call('HGET', KEYS[1], 'started') == '0' then
@@ -71,6 +98,7 @@ local function end_task(state, finished, err, result, result_ttl, tombstone_ttl)
   end
   redis.call('EXPIRE', KEYS[1], result_ttl)
   redis.call('SET', KEYS[2], stone('expired'), 'EX', result_ttl + tombstone_ttl)
+  index_as(KEYS[4], KEYS[3], redis.call('HGET', KEYS[1], 'created'), task_id, result_ttl, INDEX_CAP)
 end
 """
 # ARGV: state finished error result_ttl result tombstone_ttl attempt ('0': any attempt)
@@ -84,7 +112,7 @@ if state == 'lost' and ARGV[1] == 'lost' then return 0 end
 if ARGV[7] ~= '0' and redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[7] then return 0 end
 local method = redis.call('HGET', KEYS[1], 'method')
 local started = tonumber(redis.call('HGET', KEYS[1], 'started'))
-end_task(ARGV[1], ARGV[2], ARGV[3], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]))
+end_task(ARGV[1], ARGV[2], ARGV[3], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]), ARGV[12])
 if ARGV[1] == 'succeeded' and started and started > 0 then
   local history = ARGV[8] .. method
   redis.call('LPUSH', history, tostring(tonumber(ARGV[2]) - started))
@@ -94,9 +122,9 @@ end
 redis.call('PUBLISH', ARGV[11], ARGV[12])
 return 1
 """
-# ARGV: attempt note owner live_ttl. A lost task lives again: its live TTL back, no tombstone.
+# ARGV: attempt note owner live_ttl task_id. A lost task lives again: its live TTL back, no tombstone.
 # Idempotent, as _MARK_RUNNING: the same attempt already queued by the same owner succeeds.
-_REQUEUE = """
+_REQUEUE = _INDEX_STEP + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'queued' and redis.call('HGET', KEYS[1], 'attempt') == ARGV[1]
    and redis.call('HGET', KEYS[1], 'owner') == ARGV[3] then return 1 end
@@ -108,43 +136,46 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', ARGV[1], 'error', ARGV
            'message', '')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
+index_as(KEYS[3], KEYS[4], redis.call('HGET', KEYS[1], 'created'), ARGV[5], ARGV[4], INDEX_CAP)
 return 1
 """
 # cancel(now, result_ttl, tombstone_ttl, queued_error): the shared step of cancel and dismiss.
 _CANCEL_STEP = _END_TASK + """
-local function cancel(now, result_ttl, tombstone_ttl, queued_error)
+local function cancel(now, result_ttl, tombstone_ttl, queued_error, task_id)
   local state = redis.call('HGET', KEYS[1], 'state')
   if state == 'queued' then
     redis.call('HSET', KEYS[1], 'cancel_requested', now)
-    end_task('cancelled', now, queued_error, '', result_ttl, tombstone_ttl)
+    end_task('cancelled', now, queued_error, '', result_ttl, tombstone_ttl, task_id)
   elseif state == 'running' and redis.call('HGET', KEYS[1], 'cancel_requested') == '0' then
     redis.call('HSET', KEYS[1], 'cancel_requested', now)
   end
 end
 """
 # ARGV: now result_ttl tombstone_ttl queued_error task_id field...; returns the record's fields.
-# KEYS[4] is the ended channel: a queued task cancelled has ended.
+# KEYS[5] and KEYS[6] are the dismissal and ended channels: a queued task cancelled has ended.
 _CANCEL = _CANCEL_STEP + """
 if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
 local was = redis.call('HGET', KEYS[1], 'state')
-cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
-if was == 'queued' then redis.call('PUBLISH', KEYS[4], ARGV[5]) end
+cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5])
+if was == 'queued' then redis.call('PUBLISH', KEYS[6], ARGV[5]) end
 return redis.call('HMGET', KEYS[1], unpack(ARGV, 6))
 """
-# ARGV as _CANCEL, KEYS[3] the dismissal channel; returns the record's fields after the
+# KEYS and ARGV as _CANCEL; returns the record's fields after the
 # cancel step, then forgets it (a running task: once it ends) and tells every process.
 _DISMISS = _CANCEL_STEP + """
 if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
-cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5])
 local record = redis.call('HMGET', KEYS[1], unpack(ARGV, 6))
 redis.call('SET', KEYS[2], stone('dismissed'), 'EX', tonumber(ARGV[3]))
+redis.call('ZREM', KEYS[3], ARGV[5])
+redis.call('ZREM', KEYS[4], ARGV[5])
 if redis.call('HGET', KEYS[1], 'state') == 'running' then
   redis.call('HSET', KEYS[1], 'dismissed', '1')
 else
   redis.call('DEL', KEYS[1])
 end
-redis.call('PUBLISH', KEYS[3], ARGV[5])
-redis.call('PUBLISH', KEYS[4], ARGV[5])
+redis.call('PUBLISH', KEYS[5], ARGV[5])
+redis.call('PUBLISH', KEYS[6], ARGV[5])
 return record
 """
 _CANCEL_REQUESTS = """

@@ -1,0 +1,84 @@
+"""The Redis store's task index, for listing tasks newest first: two sorted sets of task
+ids scored by creation time, ``{prefix}:index:live`` (queued and running tasks) and
+``{prefix}:index:ended``.
+
+The scripts keep them (see redis_scripts): create and restore add a task to the live set,
+an end moves it to the ended set (a retry back), a dismissal takes it out. Each set holds
+at most :data:`MAX_INDEXED` ids and keeps a TTL no shorter than that of any task hash it
+indexes; an empty set is no key at all. An id whose hash has expired is dropped by the
+first listing that meets it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ladon_tasks.constants import INDEX_KEY, TASK_KEY
+from ladon_tasks.listing import TaskQuery, merge_rows
+from ladon_tasks.stores.redis_fields import DISMISSED_AT, FIELDS, record_from_fields
+from ladon_tasks.task import TaskRecord, TaskState
+
+#: The most task ids each index set holds; the oldest go first.
+MAX_INDEXED = 1_000_000
+#: Ids read per round trip while listing.
+INDEX_BATCH = 200
+_LIVE_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING})
+
+
+class TaskIndex:
+    """Mixin of RedisStore: the index's keys, and the listing."""
+
+    key_prefix: str
+    client: Any
+    _call: Callable[..., Any]
+
+    @property
+    def live_index_key(self) -> str:
+        return f"{self.key_prefix}:{INDEX_KEY}:live"
+
+    @property
+    def ended_index_key(self) -> str:
+        return f"{self.key_prefix}:{INDEX_KEY}:ended"
+
+    def list_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        sets = [self.live_index_key, self.ended_index_key]
+        if query.state is not None:
+            sets = [self.live_index_key if query.state in _LIVE_STATES else self.ended_index_key]
+        # A task that ends meanwhile may be read in both sets: merge_rows keeps it once.
+        return merge_rows([self._rows_of(key, query) for key in sets])[:query.limit + 1]
+
+    def _rows_of(self, index_key: str, query: TaskQuery) -> list[TaskRecord]:
+        """Up to ``query.limit + 1`` matching records of one index set, newest first."""
+        top = "+inf" if query.after is None else repr(query.after.created)
+        found: list[TaskRecord] = []
+        dead: list[str] = []
+        offset = 0
+        while len(found) <= query.limit:
+            batch = self._call("list tasks", lambda start=offset: self.client.zrevrangebyscore(
+                index_key, top, "-inf", start=start, num=INDEX_BATCH, withscores=True))
+            if not batch:
+                break
+            offset += len(batch)
+            for (task_id, score), values in zip(batch, self._read_rows([m for m, _ in batch]), strict=True):
+                if not query.before_cursor((score, task_id)):
+                    continue
+                if values[1] is None or values[DISMISSED_AT] == "1":
+                    dead.append(task_id)
+                    continue
+                record = record_from_fields(task_id, values)
+                if query.matches(record):
+                    found.append(record)
+                    if len(found) > query.limit:
+                        break
+        if dead:
+            self._call("tidy the index", lambda: self.client.zrem(index_key, *dead))
+        return found
+
+    def _read_rows(self, task_ids: list[str]) -> list[list[str | None]]:
+        def read() -> list:
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in task_ids:
+                pipe.hmget(f"{self.key_prefix}:{TASK_KEY}:{task_id}", FIELDS)
+            return pipe.execute()
+
+        return self._call("list tasks", read)
