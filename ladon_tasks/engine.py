@@ -32,7 +32,7 @@ from ladon_tasks.executors.base import Executor
 from ladon_tasks.ids import new_task_id, validate_task_id
 from ladon_tasks.options import TaskOptions, TaskPolicy
 from ladon_tasks.stores.base import TaskStore
-from ladon_tasks.task import Gone, TaskRecord, TaskState, visible_to
+from ladon_tasks.task import ANY_CALLER, Gone, TaskRecord, TaskState, visible_to
 
 #: What :meth:`TaskEngine.result` raises for a task that ended without a result.
 _NO_RESULT: dict[TaskState, type[TaskFailed] | type[TaskCancelled]] = {
@@ -203,7 +203,7 @@ class TaskEngine:
         task_id = validate_task_id(task_id)
         store = self.store(mode, redis_url)
         record = store.get(task_id)
-        if record is None or (record.caller and record.caller != caller):
+        if record is None or (record.caller and record.caller != caller and caller is not ANY_CALLER):
             raise self._gone(store, task_id, caller, record is None)
         return record
 

@@ -90,10 +90,25 @@ class TaskRecord:
         return HEALTH_SILENT if silent >= self.max_silence / 2 else HEALTH_OK
 
 
+class _AnyCaller(str):
+    """The type of :data:`ANY_CALLER`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ANY_CALLER"
+
+
+#: The caller an administrator asks as: it sees every task, whoever started it. Known by
+#: identity (``is``), so no string a request's ``identify`` returns can pass for it.
+ANY_CALLER = _AnyCaller("\x00any caller")
+
+
 def visible_to(bound_to: str, caller: str | None) -> bool:
     """Whether a task started by ``bound_to`` ("" for nobody) may be seen by ``caller``:
-    a task started without an identity by anyone, one started with one by it alone."""
-    return not bound_to or bound_to == caller
+    a task started without an identity by anyone, one started with one by it alone (and
+    by :data:`ANY_CALLER`)."""
+    return not bound_to or bound_to == caller or caller is ANY_CALLER
 
 
 class Gone(str, Enum):

@@ -202,11 +202,11 @@ class FreePortServe:
 
     ANNOUNCED = re.compile(r"serving \S+ on http://127\.0\.0\.1:(\d+)/ in thread mode")
 
-    def __init__(self, module: str, path: str, log_path: Path) -> None:
+    def __init__(self, module: str, path: str, log_path: Path, *more: str) -> None:
         self.log_path = log_path
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [str(ServeProcess.LADON_TASKS), "serve", module, "--path", path, "--port", "0"],
+                [str(ServeProcess.LADON_TASKS), "serve", module, "--path", path, "--port", "0", *more],
                 stdout=log, stderr=subprocess.STDOUT)
         match = wait_until(self._announced, timeout=60, interval=0.05, message="the serving line")
         self.url = f"http://127.0.0.1:{match.group(1)}"

@@ -67,6 +67,9 @@ def add_serve_parser(commands: Any) -> None:
                            help=text)
     serve.add_argument("--debug", action="store_true", default=None,
                        help="show tracebacks to clients (never in production)")
+    serve.add_argument("--admin", action="store_true",
+                       help="open the console under /_tasks/ to requests from this machine "
+                            "(the loopback address, not through a proxy)")
     serve.add_argument("--log-level", default="INFO")
     serve.set_defaults(run=run_serve)
 
@@ -98,13 +101,15 @@ def module_hint(module: str, paths: Sequence[str]) -> str:
 def run_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
+    from ladon_tasks.console.access import loopback
     from ladon_tasks.ladon_glue.wsgi import TaskWSGIApplication
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = serve_config(args)
     try:
-        app = TaskWSGIApplication(args.modules, args.path or None, config=config)
+        app = TaskWSGIApplication(args.modules, args.path or None, config=config,
+                                  admin=loopback if args.admin else None)
     except ModuleNotFoundError as error:
         module = missing_module(error, args.modules)
         if module is None:

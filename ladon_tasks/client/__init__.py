@@ -23,6 +23,7 @@ also catches :class:`TaskExpiredFault` and :class:`TaskDismissedFault`).
 from __future__ import annotations
 
 from ladon_tasks.client.answers import TaskProgress, plain_value
+from ladon_tasks.client.console_client import ConsoleClient, ConsoleRefused
 from ladon_tasks.client.errors import (
     FAULT_TYPES,
     ClientError,
@@ -48,6 +49,8 @@ __all__ = [
     "FAULT_TYPES",
     "PROTOCOLS",
     "ClientError",
+    "ConsoleClient",
+    "ConsoleRefused",
     "InvalidTaskIdFault",
     "QueueFullFault",
     "JoinTimeout",

@@ -11,6 +11,7 @@ from typing import Iterator
 
 from ladon_tasks.config import REDIS_MODES, TaskConfig
 from ladon_tasks.exceptions import ConfigurationError
+from ladon_tasks.ladon_glue.spec import TaskMethodSpec
 
 _swap_lock = threading.RLock()
 
@@ -46,27 +47,33 @@ def import_service_modules(names: list[str], path_list: list[str] | None = None)
     return modules
 
 
-def check_task_methods(module_names: list[str], config: TaskConfig) -> int:
-    """Fail at start-up, naming the fix, if a served task method cannot run as configured.
-
-    Returns how many task methods the modules hold.
-    """
+def task_specs(module_names: list[str]) -> list[TaskMethodSpec]:
+    """The task methods of the services that ``module_names`` define."""
     from ladon.ladonizer.collection import global_service_collection
 
-    count = 0
+    specs = []
     for sinfo in global_service_collection().services.values():
         if sinfo.modulename not in module_names:
             continue
         for lmi in sinfo.methods.values():
             spec = getattr(lmi, "_ladon_tasks_spec", None)
-            if spec is None or lmi._func_name != spec.name:
-                continue
-            count += 1
-            mode = spec.mode or config.mode
-            if mode in REDIS_MODES and not (spec.redis_url or config.redis_url):
-                raise ConfigurationError(
-                    f"{spec.qualified_name} runs in {mode} mode, which keeps task state in Redis: "
-                    "give redis_url= to TaskWSGIApplication (--redis-url, LADON_TASKS_REDIS_URL) "
-                    "or a 'redis_url' in its tasktype option"
-                )
-    return count
+            if spec is not None and lmi._func_name == spec.name:
+                specs.append(spec)
+    return specs
+
+
+def check_task_methods(module_names: list[str], config: TaskConfig) -> int:
+    """Fail at start-up, naming the fix, if a served task method cannot run as configured.
+
+    Returns how many task methods the modules hold.
+    """
+    specs = task_specs(module_names)
+    for spec in specs:
+        mode = spec.mode or config.mode
+        if mode in REDIS_MODES and not (spec.redis_url or config.redis_url):
+            raise ConfigurationError(
+                f"{spec.qualified_name} runs in {mode} mode, which keeps task state in Redis: "
+                "give redis_url= to TaskWSGIApplication (--redis-url, LADON_TASKS_REDIS_URL) "
+                "or a 'redis_url' in its tasktype option"
+            )
+    return len(specs)

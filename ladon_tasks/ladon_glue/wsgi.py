@@ -11,7 +11,10 @@ from ladon.ladonizer.collection import global_service_collection
 from ladon.server import NO_LOGGING
 from ladon.server.wsgi_application import LadonWSGIApplication
 
+from ladon_tasks.administration import Administration, Route
 from ladon_tasks.config import THREAD_MODE, TaskConfig
+from ladon_tasks.console.access import AdminCheck, nobody
+from ladon_tasks.console.app import Console, is_console_path
 from ladon_tasks.constants import (
     ENVIRON_DEBUG_KEY,
     ENVIRON_ENGINE_KEY,
@@ -21,7 +24,7 @@ from ladon_tasks.constants import (
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.ladon_glue.dispatch import install_dispatcher
 from ladon_tasks.ladon_glue.guard import RequestGuard, withdraw_interfaces
-from ladon_tasks.ladon_glue.services import check_task_methods, import_service_modules
+from ladon_tasks.ladon_glue.services import check_task_methods, import_service_modules, task_specs
 from ladon_tasks.shutdown import install_shutdown_hooks
 
 log = logging.getLogger("ladon_tasks")
@@ -40,6 +43,8 @@ class TaskWSGIApplication(LadonWSGIApplication):
     with (default: one of ladon_tasks' own, on ``broker_url``). ``identify(environ)``
     names the caller of a request (a string, or None for nobody; default: ``REMOTE_USER``):
     a task started by an identity answers that identity only (see :doc:`security`).
+    ``admin(environ)`` says whether a request is an administrator's, who may use the
+    console under ``/_tasks/`` (default: nobody; see :doc:`operations`).
 
     Service modules may use ``ladon_tasks.ladonize`` or Ladon's own
     ``ladon.ladonizer.ladonize``: task methods run through ladon_tasks either way.
@@ -56,6 +61,7 @@ class TaskWSGIApplication(LadonWSGIApplication):
         config: TaskConfig | None = None,
         celery_app: Any = None,
         identify: Callable[[dict], str | None] | None = None,
+        admin: AdminCheck | None = None,
         **task_options: Any,
     ) -> None:
         base = config if config is not None else TaskConfig.from_env()
@@ -72,10 +78,16 @@ class TaskWSGIApplication(LadonWSGIApplication):
         import_service_modules(services, paths)
         check_task_methods(services, self.task_config)
         super().__init__(services, paths or None, catalog_name, catalog_desc, logging)
+        routes: list[Route] = sorted({(spec.mode, spec.redis_url) for spec in task_specs(services)},
+                                     key=repr)
+        self.console = Console(Administration(self.engine, lambda: routes), admin or nobody,
+                               debug=self.task_config.debug)
         self.guard = RequestGuard(self.task_config.max_request_bytes, _known_service, _known_interface)
         install_shutdown_hooks(self)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if is_console_path(environ.get("PATH_INFO", "")):
+            return self.console(environ, start_response)
         refusal = self.guard.check(environ)
         if refusal is not None:
             return refusal.respond(start_response)

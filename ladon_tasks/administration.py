@@ -1,0 +1,67 @@
+"""What an administrator does to tasks, whoever started them: list, look up, cancel.
+
+It knows no Ladon or HTTP. An application's task methods may run in different modes and
+Redis databases (each a *route*, ``(mode, redis_url)`` as a method declares it, None for
+the application's own); an administrator sees the tasks of every route at once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from ladon_tasks.engine import TaskEngine
+from ladon_tasks.exceptions import TaskDismissed, TaskExpired, TaskNotFound
+from ladon_tasks.ids import validate_task_id
+from ladon_tasks.listing import TaskPage, TaskQuery, merged
+from ladon_tasks.stores.base import TaskStore
+from ladon_tasks.task import ANY_CALLER, TaskRecord
+
+#: A task method's mode and Redis URL as it declares them (None: the application's).
+Route = tuple[str | None, str | None]
+
+
+class Administration:
+    """The tasks of every route an application serves, seen as an administrator sees
+    them. ``routes`` gives those routes (called at each use, so that it may be computed
+    once the application's methods are known)."""
+
+    def __init__(self, engine: TaskEngine, routes: Callable[[], Sequence[Route]]) -> None:
+        self.engine = engine
+        self._routes = routes
+
+    def routes(self) -> list[Route]:
+        """Each route once, by the store it ends at (the application's first)."""
+        found: list[Route] = []
+        stores: list[TaskStore] = []
+        for route in [(None, None), *self._routes()]:
+            store = self.engine.store(*route)
+            if all(store is not known for known in stores):
+                stores.append(store)
+                found.append(route)
+        return found
+
+    def list_tasks(self, query: TaskQuery) -> TaskPage:
+        """One page of the tasks matching ``query``, newest first, across every route."""
+        return merged([self.engine.store(*route).list_tasks(query) for route in self.routes()],
+                      query.limit)
+
+    def find(self, task_id: str) -> tuple[TaskRecord, Route]:
+        """The task's record and the route that holds it. Raises InvalidTaskId, or the
+        most telling TaskNotFound of all routes (expired or dismissed before unknown)."""
+        task_id = validate_task_id(task_id)
+        missing: TaskNotFound | None = None
+        for route in self.routes():
+            try:
+                return self.engine.status(task_id, *route, caller=ANY_CALLER), route
+            except (TaskExpired, TaskDismissed) as error:
+                missing = error
+            except TaskNotFound as error:
+                missing = missing or error
+        assert missing is not None  # routes() holds the application's own at least
+        raise missing
+
+    def cancel(self, task_id: str) -> TaskRecord:
+        """Cancel the task as its caller could (see :meth:`TaskEngine.cancel`); the record
+        as it is now."""
+        _, route = self.find(task_id)
+        return self.engine.cancel(task_id, *route, caller=ANY_CALLER)
