@@ -139,3 +139,16 @@ def test_the_redis_index_lives_no_longer_than_its_tasks(redis_url, raw_redis):
                    timeout=15, message="every key of the tasks to be gone")
     finally:
         store.close()
+
+
+def test_a_filter_that_matches_few_reads_on_until_its_page_is_full(make_store):
+    store = make_store()
+    records = [made(store, caller="rare" if number % 40 == 0 else "common") for number in range(400)]
+    rare = [record.task_id for record in records if record.caller == "rare"][::-1]
+    ids, cursor = page(store, caller="rare", limit=4)
+    assert ids == rare[:4] and cursor is not None
+    ids, cursor = page(store, caller="rare", limit=4, cursor=cursor)
+    assert ids == rare[4:8] and cursor is not None
+    ids, cursor = page(store, caller="rare", limit=4, cursor=cursor)
+    assert ids == rare[8:] and cursor is None
+    assert page(store, caller="nobody", limit=4) == ([], None)

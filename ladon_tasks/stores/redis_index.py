@@ -20,8 +20,8 @@ from ladon_tasks.task import TaskRecord, TaskState
 
 #: The most task ids each index set holds; the oldest go first.
 MAX_INDEXED = 1_000_000
-#: Ids read per round trip while listing.
-INDEX_BATCH = 200
+#: The most ids read per round trip while listing.
+INDEX_BATCH = 1000
 _LIVE_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING})
 
 
@@ -48,28 +48,33 @@ class TaskIndex:
         return merge_rows([self._rows_of(key, query) for key in sets])[:query.limit + 1]
 
     def _rows_of(self, index_key: str, query: TaskQuery) -> list[TaskRecord]:
-        """Up to ``query.limit + 1`` matching records of one index set, newest first."""
+        """Up to ``query.limit + 1`` matching records of one index set, newest first.
+        The first read takes as many ids as the page needs; each next one four times more
+        (a filter that matches few), up to :data:`INDEX_BATCH`."""
         top = "+inf" if query.after is None else repr(query.after.created)
+        wanted = (query.state.value if query.state else None, query.method, query.caller)
         found: list[TaskRecord] = []
         dead: list[str] = []
-        offset = 0
+        offset, batch_size = 0, query.limit + 2
         while len(found) <= query.limit:
-            batch = self._call("list tasks", lambda start=offset: self.client.zrevrangebyscore(
-                index_key, top, "-inf", start=start, num=INDEX_BATCH, withscores=True))
+            batch = self._call("list tasks", lambda start=offset, num=batch_size:
+                               self.client.zrevrangebyscore(index_key, top, "-inf", start=start,
+                                                            num=num, withscores=True))
             if not batch:
                 break
             offset += len(batch)
+            batch_size = min(INDEX_BATCH, batch_size * 4)
             for (task_id, score), values in zip(batch, self._read_rows([m for m, _ in batch]), strict=True):
                 if not query.before_cursor((score, task_id)):
                     continue
                 if values[1] is None or values[DISMISSED_AT] == "1":
                     dead.append(task_id)
                     continue
-                record = record_from_fields(task_id, values)
-                if query.matches(record):
-                    found.append(record)
-                    if len(found) > query.limit:
-                        break
+                if not _may_match(values, wanted):
+                    continue
+                found.append(record_from_fields(task_id, values))
+                if len(found) > query.limit:
+                    break
         if dead:
             self._call("tidy the index", lambda: self.client.zrem(index_key, *dead))
         return found
@@ -82,3 +87,15 @@ class TaskIndex:
             return pipe.execute()
 
         return self._call("list tasks", read)
+
+
+_METHOD, _STATE, _CALLER = FIELDS.index("method"), FIELDS.index("state"), FIELDS.index("caller")
+
+
+def _may_match(values: list[str | None], wanted: tuple[str | None, str | None, str | None]) -> bool:
+    """Whether a hash's raw fields match the query's ``(state, method, caller)`` filters
+    (None: any), before a record is made of them."""
+    state, method, caller = wanted
+    return ((state is None or values[_STATE] == state)
+            and (method is None or values[_METHOD] == method)
+            and (caller is None or (values[_CALLER] or "") == caller))
