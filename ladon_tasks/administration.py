@@ -7,7 +7,7 @@ the application's own); an administrator sees the tasks of every route at once.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.exceptions import TaskDismissed, TaskExpired, TaskNotFound
@@ -21,19 +21,19 @@ Route = tuple[str | None, str | None]
 
 
 class Administration:
-    """The tasks of every route an application serves, seen as an administrator sees
-    them. ``routes`` gives those routes (called at each use, so that it may be computed
-    once the application's methods are known)."""
+    """The tasks of every route an application serves (``routes``, besides its own),
+    seen as an administrator sees them."""
 
-    def __init__(self, engine: TaskEngine, routes: Callable[[], Sequence[Route]]) -> None:
+    def __init__(self, engine: TaskEngine, routes: Sequence[Route]) -> None:
         self.engine = engine
-        self._routes = routes
+        self._routes = [(None, None), *routes]
 
     def routes(self) -> list[Route]:
-        """Each route once, by the store it ends at (the application's first)."""
+        """Each route once, by the store it ends at (the application's first). Found at
+        each use: a store is made at its first use, and making one may start its executor."""
         found: list[Route] = []
         stores: list[TaskStore] = []
-        for route in [(None, None), *self._routes()]:
+        for route in self._routes:
             store = self.engine.store(*route)
             if all(store is not known for known in stores):
                 stores.append(store)

@@ -85,7 +85,7 @@ def run_worker(args: argparse.Namespace) -> int:
             raise
         print(f"ladon-tasks worker: {module_hint(module, args.path)}", file=sys.stderr)
         return 2
-    count = check_task_methods(args.modules, config)
+    count = len(check_task_methods(args.modules, config))
     app = celery_app.make_app(config)
     celery_worker.register(app, config)
     logging.getLogger("ladon_tasks").info(

@@ -30,14 +30,15 @@ class ApiError(Exception):
         self.headers = list(headers)
 
 
-#: Error of the engine -> (HTTP status, code). Subclasses before their bases.
-_ERROR_STATUS: list[tuple[type[Exception], str, str]] = [
-    (InvalidQuery, "400 Bad Request", "InvalidQuery"),
-    (InvalidTaskId, "400 Bad Request", "InvalidTaskId"),
-    (TaskExpired, "404 Not Found", "TaskExpired"),
-    (TaskDismissed, "404 Not Found", "TaskDismissed"),
-    (TaskNotFound, "404 Not Found", "TaskNotFound"),
-    (StoreUnavailable, "503 Service Unavailable", "StoreUnavailable"),
+#: Error of the engine -> its HTTP status; the answer's code is the class's name.
+#: Subclasses before their bases.
+_ERROR_STATUS: list[tuple[type[Exception], str]] = [
+    (InvalidQuery, "400 Bad Request"),
+    (InvalidTaskId, "400 Bad Request"),
+    (TaskExpired, "404 Not Found"),
+    (TaskDismissed, "404 Not Found"),
+    (TaskNotFound, "404 Not Found"),
+    (StoreUnavailable, "503 Service Unavailable"),
 ]
 
 FORBIDDEN = ApiError("403 Forbidden", "Forbidden",
@@ -46,10 +47,10 @@ FORBIDDEN = ApiError("403 Forbidden", "Forbidden",
 
 def api_error_of(error: Exception) -> ApiError | None:
     """The answer to an error of the engine; None for an error that is the server's fault."""
-    for kind, status, code in _ERROR_STATUS:
+    for kind, status in _ERROR_STATUS:
         if isinstance(error, kind):
             headers = [("Retry-After", str(RETRY_AFTER))] if kind is StoreUnavailable else []
-            return ApiError(status, code, str(error), headers)
+            return ApiError(status, kind.__name__, str(error), headers)
     return None
 
 

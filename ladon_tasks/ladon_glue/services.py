@@ -62,10 +62,10 @@ def task_specs(module_names: list[str]) -> list[TaskMethodSpec]:
     return specs
 
 
-def check_task_methods(module_names: list[str], config: TaskConfig) -> int:
+def check_task_methods(module_names: list[str], config: TaskConfig) -> list[TaskMethodSpec]:
     """Fail at start-up, naming the fix, if a served task method cannot run as configured.
 
-    Returns how many task methods the modules hold.
+    Returns the task methods the modules hold (see :func:`task_specs`).
     """
     specs = task_specs(module_names)
     for spec in specs:
@@ -76,4 +76,4 @@ def check_task_methods(module_names: list[str], config: TaskConfig) -> int:
                 "give redis_url= to TaskWSGIApplication (--redis-url, LADON_TASKS_REDIS_URL) "
                 "or a 'redis_url' in its tasktype option"
             )
-    return len(specs)
+    return specs

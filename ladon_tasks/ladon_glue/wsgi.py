@@ -24,7 +24,7 @@ from ladon_tasks.constants import (
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.ladon_glue.dispatch import install_dispatcher
 from ladon_tasks.ladon_glue.guard import RequestGuard, withdraw_interfaces
-from ladon_tasks.ladon_glue.services import check_task_methods, import_service_modules, task_specs
+from ladon_tasks.ladon_glue.services import check_task_methods, import_service_modules
 from ladon_tasks.shutdown import install_shutdown_hooks
 
 log = logging.getLogger("ladon_tasks")
@@ -76,11 +76,10 @@ class TaskWSGIApplication(LadonWSGIApplication):
         install_dispatcher()
         withdraw_interfaces()
         import_service_modules(services, paths)
-        check_task_methods(services, self.task_config)
+        specs = check_task_methods(services, self.task_config)
         super().__init__(services, paths or None, catalog_name, catalog_desc, logging)
-        routes: list[Route] = sorted({(spec.mode, spec.redis_url) for spec in task_specs(services)},
-                                     key=repr)
-        self.console = Console(Administration(self.engine, lambda: routes), admin or nobody,
+        routes: list[Route] = sorted({(spec.mode, spec.redis_url) for spec in specs}, key=repr)
+        self.console = Console(Administration(self.engine, routes), admin or nobody,
                                debug=self.task_config.debug)
         self.guard = RequestGuard(self.task_config.max_request_bytes, _known_service, _known_interface)
         install_shutdown_hooks(self)

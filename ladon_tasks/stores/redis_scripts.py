@@ -20,10 +20,12 @@ local INDEX_CAP = {MAX_INDEXED}
 local function extend(key, ttl)
   if redis.call('TTL', key) < tonumber(ttl) then redis.call('EXPIRE', key, ttl) end
 end
-local function index_as(to, from, created, task_id, ttl, cap)
+-- Index the task of KEYS[1] (its id: task_id) in the set ``to``, by its creation time,
+-- taking it out of ``from`` (if given); ``ttl`` is its hash's.
+local function index_as(to, from, task_id, ttl)
   if from then redis.call('ZREM', from, task_id) end
-  redis.call('ZADD', to, created, task_id)
-  local extra = redis.call('ZCARD', to) - tonumber(cap)
+  redis.call('ZADD', to, redis.call('HGET', KEYS[1], 'created'), task_id)
+  local extra = redis.call('ZCARD', to) - INDEX_CAP
   if extra > 0 then redis.call('ZREMRANGEBYRANK', to, 0, extra - 1) end
   extend(to, ttl)
 end
@@ -33,7 +35,7 @@ end
 _CREATE = _INDEX_STEP + """
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-index_as(KEYS[3], nil, redis.call('HGET', KEYS[1], 'created'), ARGV[2], ARGV[1], INDEX_CAP)
+index_as(KEYS[3], nil, ARGV[2], ARGV[1])
 return 1
 """
 # ARGV as _CREATE: the record of a live task written again, only if the store has neither
@@ -42,7 +44,7 @@ _RESTORE = _INDEX_STEP + """
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-index_as(KEYS[3], nil, redis.call('HGET', KEYS[1], 'created'), ARGV[2], ARGV[1], INDEX_CAP)
+index_as(KEYS[3], nil, ARGV[2], ARGV[1])
 return 1
 """
 # ARGV: started owner live_ttl. Idempotent: a retry whose first try was applied (its reply
@@ -98,7 +100,7 @@ local function end_task(state, finished, err, result, result_ttl, tombstone_ttl,
   end
   redis.call('EXPIRE', KEYS[1], result_ttl)
   redis.call('SET', KEYS[2], stone('expired'), 'EX', result_ttl + tombstone_ttl)
-  index_as(KEYS[4], KEYS[3], redis.call('HGET', KEYS[1], 'created'), task_id, result_ttl, INDEX_CAP)
+  index_as(KEYS[4], KEYS[3], task_id, result_ttl)
 end
 """
 # ARGV: state finished error result_ttl result tombstone_ttl attempt ('0': any attempt)
@@ -136,7 +138,7 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', ARGV[1], 'error', ARGV
            'message', '')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
-index_as(KEYS[3], KEYS[4], redis.call('HGET', KEYS[1], 'created'), ARGV[5], ARGV[4], INDEX_CAP)
+index_as(KEYS[3], KEYS[4], ARGV[5], ARGV[4])
 return 1
 """
 # cancel(now, result_ttl, tombstone_ttl, queued_error): the shared step of cancel and dismiss.
