@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["ladon_tasks", "ladon_tasks.*"]),
-    package_data={"ladon_tasks": ["py.typed"]},
+    package_data={"ladon_tasks": ["py.typed", "console/static/*"]},
     python_requires=">=3.11",
     install_requires=[
         "ladon==1.0.7",
@@ -17,6 +17,7 @@ setup(
         "multiprocessing-logging>=0.3.4",
         "werkzeug>=3",
         "defusedxml>=0.7",
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "client": ["rich>=13", "zeep>=4.2"],
@@ -33,6 +34,7 @@ setup(
             "jsonrpclib-pelix>=0.4",
             "hypothesis>=6",
             "celery[redis]>=5.4",
+            "selenium>=4.10",
         ],
         "bench": ["rq>=1.16", "requests>=2.31", "psutil>=5.9", "celery>=5.3", "gunicorn>=22"],
         "docs": ["sphinx>=7"],

@@ -16,8 +16,16 @@ OWNER_KEY = "owner"
 DURATIONS_KEY = "durations"
 #: Redis sorted sets of task ids scored by creation time: ``{prefix}:index:live`` and ``:ended``.
 INDEX_KEY = "index"
+#: The key kinds of unique tasks, of the paused methods and of the metrics' counters.
+UNIQUE_KEY = "unique"
+PAUSED_KEY = "paused"
+METRICS_KEY = "metrics"
 #: Redis pub/sub channel of the ids of tasks that just ended: ``{prefix}:ended``.
 ENDED_CHANNEL = "ended"
+
+#: Thread mode: a task whose request body is at most this many bytes keeps its arguments
+#: until it ends, so that an administrator can retry it (larger ones are freed sooner).
+KEPT_ARGUMENTS_BYTES = 1024 * 1024
 
 #: Prefix of environment variables read by :meth:`TaskConfig.from_env`.
 ENV_PREFIX = "LADON_TASKS_"

@@ -14,10 +14,12 @@ from functools import cached_property
 from typing import Any
 
 from ladon_tasks.config import CELERY_MODE, THREAD_MODE, TaskConfig
+from ladon_tasks.constants import KEPT_ARGUMENTS_BYTES
 from ladon_tasks.estimate import Estimate, estimate
 from ladon_tasks.exceptions import (
     BrokerUnavailable,
     ConfigurationError,
+    NotRetryable,
     ResultNotReady,
     ShuttingDown,
     StoreUnavailable,
@@ -32,7 +34,7 @@ from ladon_tasks.executors.base import Executor
 from ladon_tasks.ids import new_task_id, validate_task_id
 from ladon_tasks.options import TaskOptions, TaskPolicy
 from ladon_tasks.stores.base import TaskStore
-from ladon_tasks.task import ANY_CALLER, Gone, TaskRecord, TaskState, visible_to
+from ladon_tasks.task import ANY_CALLER, RETRYABLE, Gone, TaskRecord, TaskState, visible_to
 
 #: What :meth:`TaskEngine.result` raises for a task that ended without a result.
 _NO_RESULT: dict[TaskState, type[TaskFailed] | type[TaskCancelled]] = {
@@ -145,9 +147,12 @@ class TaskEngine:
     # -- tasks ------------------------------------------------------------------------
 
     def start(self, method: str, job: Any, mode: str | None = None, redis_url: str | None = None,
-              policy: TaskPolicy | None = None, caller: str | None = None) -> str:
+              policy: TaskPolicy | None = None, caller: str | None = None,
+              unique: str | None = None) -> str:
         """Record a new queued task and submit ``job`` to run under ``policy``; return its id.
         A task started with a ``caller`` (an identity) is bound to it: see :meth:`status`.
+        With ``unique`` (a key of the method, arguments and caller), a task of that key
+        still queued or running is answered instead, and nothing is started.
 
         Thread mode takes a callable ``job(update_progress)``; process and celery mode a
         worker job dict (see :mod:`ladon_tasks.executors.worker`). ``policy`` defaults to the
@@ -165,7 +170,7 @@ class TaskEngine:
                             caller=caller or "")
         executor.admit()  # QueueFull before anything is recorded
         try:
-            store.create(record, executor.job_to_store(job, policy))
+            holder = store.create(record, executor.job_to_store(job, policy), unique)
         except BaseException as error:
             executor.unadmit()
             if isinstance(error, StoreUnavailable):
@@ -174,6 +179,9 @@ class TaskEngine:
                 executor.abandon(record.task_id, "TaskLost: the store went away as the task was "
                                                  "started, and the start was refused (StoreUnavailable)")
             raise
+        if holder != record.task_id:  # the unique task that runs already
+            executor.unadmit()
+            return holder
         try:
             executor.submit(record.task_id, job, policy, record=record)
         except ShuttingDown:
@@ -297,6 +305,43 @@ class TaskEngine:
         stop (and ended by force after ``cancel_grace``), an ended one is left alone.
         Returns the record as it is now; raises as :meth:`status` for unknown ids."""
         return self._control(task_id, mode, redis_url, "request_cancel", caller)
+
+    def retry(self, task_id: str, mode: str | None = None, redis_url: str | None = None,
+              caller: str | None = None) -> TaskRecord:
+        """Run a failed, lost or cancelled task again as its next attempt: same id, same
+        arguments, same caller. Returns the record, queued. Raises NotRetryable for any
+        other state, or a task whose job was not kept; QueueFull, and as :meth:`status`."""
+        record = self.status(task_id, mode, redis_url, caller)
+        if record.state not in RETRYABLE:
+            raise NotRetryable(f"task {record.task_id} is {record.state.value}: only a failed, lost or "
+                               "cancelled task can be retried")
+        store = self.store(mode, redis_url)
+        executor = self.executor(mode, redis_url)
+        runnable = executor.runnable(store.get_job(record.task_id))
+        if runnable is None:
+            raise NotRetryable(f"task {record.task_id} cannot be retried: its arguments were not kept "
+                               f"(a thread-mode request over {KEPT_ARGUMENTS_BYTES} bytes gives them "
+                               "to its last attempt)")
+        job, policy = runnable
+        executor.prepare()
+        executor.admit()
+        try:
+            retried = store.retry(record.task_id, record.attempt + 1, executor.owner)
+        except BaseException:
+            executor.unadmit()
+            raise
+        if not retried:
+            executor.unadmit()
+            raise NotRetryable(f"task {record.task_id} changed as it was retried (retried or "
+                               "dismissed meanwhile)")
+        queued = store.get(record.task_id) or record
+        try:
+            executor.submit(record.task_id, job, policy, record=queued, attempt=queued.attempt)
+        except (ShuttingDown, BrokerUnavailable) as error:  # nothing will run it: ended again
+            store.finish(record.task_id, TaskState.LOST, time.time(), error=f"TaskLost: {error}",
+                         attempt=queued.attempt)
+            raise
+        return queued
 
     def dismiss(self, task_id: str, mode: str | None = None, redis_url: str | None = None,
                 caller: str | None = None) -> TaskRecord:

@@ -73,6 +73,16 @@ class ShuttingDown(LadonTasksError):
     """The server process is stopping and accepts no new task."""
 
 
+class NotRetryable(LadonTasksError):
+    """A retry was asked for a task that cannot run again: it succeeded, it has not
+    ended, or its arguments were not kept."""
+
+
+class TaskPaused(LadonTasksError):
+    """A queued task may not start: its method (or every method) is paused. Its executor
+    holds it, queued, until the pause ends."""
+
+
 class InvalidQuery(LadonTasksError, ValueError):
     """A listing asked with a filter, limit or cursor that cannot be answered."""
 

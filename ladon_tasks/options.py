@@ -68,9 +68,14 @@ class TaskOptions:
     cancel_grace: float | None = None
     retries: int | None = None
     retry_backoff: float | None = None
+    #: A start with the same arguments and caller as a task still queued or running
+    #: answers that task's id instead of starting another.
+    unique: bool | None = None
 
     def __post_init__(self) -> None:
         where = "tasktype "
+        if self.unique is not None and not isinstance(self.unique, bool):
+            raise ConfigurationError(f"{where}unique={self.unique!r}: give True or False")
         if self.mode is not None and self.mode not in MODES:
             raise ConfigurationError(f"{where}mode={self.mode!r}: use one of {MODES}")
         if self.redis_url is not None:

@@ -9,7 +9,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ladon_tasks.exceptions import ResultTooLarge, StoreUnavailable, TaskInterrupt
+from ladon_tasks.exceptions import ResultTooLarge, StoreUnavailable, TaskInterrupt, TaskPaused
 from ladon_tasks.options import TaskPolicy
 from ladon_tasks.progress import TaskContext, UpdateProgress, enter_task, leave_task, make_update_progress
 from ladon_tasks.store_retry import RecordMissing, StoreRetry
@@ -30,9 +30,12 @@ class Outcome:
     state: TaskState | None
     retry_in: float | None = None
     unrecorded: str = ""
+    #: Not run: its method is paused, and the task stays queued (the executor holds it).
+    paused: bool = False
 
 
 NOT_RUN = Outcome(None)
+PAUSED = Outcome(None, paused=True)
 
 
 def attempts_note(error: str, attempt: int) -> str:
@@ -86,6 +89,9 @@ def run_task(
         running = writes("mark it running", lambda: store.mark_running(task_id, started, owner))
     except StoreUnavailable as exc:  # its server records it lost once the store is back
         return Outcome(None, unrecorded=f"it could not be started: {exc}")
+    except TaskPaused:
+        log.debug("task %s: its method is paused; it stays queued", task_id)
+        return PAUSED
     if not running:
         log.info("task %s was not queued any more (cancelled, expired or taken); not run", task_id)
         return NOT_RUN

@@ -25,6 +25,10 @@ class TaskState(str, Enum):
 
 
 _DONE = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.LOST, TaskState.CANCELLED})
+#: The states from which a task may be retried (run again as its next attempt).
+RETRYABLE = frozenset({TaskState.FAILED, TaskState.LOST, TaskState.CANCELLED})
+#: The key of a pause of every method (beside pauses of single methods).
+ALL_METHODS = "*"
 
 
 #: What :meth:`TaskRecord.health` says of a running task.
@@ -160,3 +164,8 @@ def describe_exception(exc: BaseException) -> str:
     message = str(exc)
     name = type(exc).__name__
     return f"{name}: {message}" if message else name
+
+
+def pause_covers(paused: dict[str, float] | set[str], method: str) -> bool:
+    """Whether the pauses ``paused`` (see :meth:`TaskStore.paused`) hold ``method`` back."""
+    return ALL_METHODS in paused or method in paused

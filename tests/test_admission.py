@@ -256,11 +256,11 @@ class HeldCreates:
             self.unsettled -= 1
             self.settled.notify_all()
 
-    def __call__(self, record: Any, job: Any = None) -> None:
+    def __call__(self, record: Any, job: Any = None, unique: str | None = None) -> str:
         self.settle()
         with self.settled:
             assert self.settled.wait_for(lambda: self.unsettled == 0, timeout=30)
-        self.create(record, job)
+        return self.create(record, job, unique)
 
 
 def start_at_once(engine: TaskEngine, job: Callable, tries: int,
@@ -318,7 +318,7 @@ def test_a_start_that_cannot_be_recorded_gives_its_place_back(engine: TaskEngine
     wait_until(lambda: gate.running == 2, message="the slots to be busy")
     store = engine.store()
 
-    def unavailable(record: Any, job: Any = None) -> None:
+    def unavailable(record: Any, job: Any = None, unique: str | None = None) -> None:
         raise StoreUnavailable("the store is away (test)")
 
     monkeypatch.setattr(store, "create", unavailable)

@@ -196,7 +196,8 @@ def test_bad_requests_get_a_json_error_naming_the_mistake(console, collect_logs)
         ("POST", f"api/tasks/{never}/cancel", 404, "TaskNotFound", never),
         ("GET", "api/tasks/not-an-id", 400, "InvalidTaskId", "malformed"),
         ("GET", "api/elsewhere", 404, "NotFound", "API path"),
-        ("GET", "", 404, "NotFound", "/_tasks/api/"),
+        ("GET", "metrics/more", 404, "NotFound", "/_tasks/api/"),
+        ("POST", "", 405, "MethodNotAllowed", "GET"),
         ("PUT", "api/tasks", 405, "MethodNotAllowed", "GET"),
     ]
     for method, path, status, code, named in cases:

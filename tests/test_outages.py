@@ -314,8 +314,8 @@ def test_a_start_whose_reply_was_lost_leaves_no_task_queued_for_ever(outage_redi
         created: list[str] = []
         write = store.create
 
-        def create_then_fail(record: Any, job: Any = None) -> None:
-            write(record, job)
+        def create_then_fail(record: Any, job: Any = None, unique: str | None = None) -> None:
+            write(record, job, unique)
             created.append(record.task_id)
             raise StoreUnavailable("Redis went away before it answered (test)")
 

@@ -131,9 +131,10 @@ def test_the_redis_index_lives_no_longer_than_its_tasks(redis_url, raw_redis):
         assert not raw_redis.exists(store.live_index_key)  # its last member gone: no key
         wait_until(lambda: not raw_redis.exists(store.ended_index_key), timeout=15,
                    message="the ended index to expire with its task")
-        # What stays is not a task's: the server's own key and the method's duration
-        # history, which outlives any one task by design (it feeds the ETA of the next).
-        kept = (b"ladon_tasks:owner:", b"ladon_tasks:durations:")
+        # What stays is not a task's: the server's own key, the method's duration history,
+        # which outlives any one task by design (it feeds the ETA of the next), and the
+        # metrics' counters (they count every task there was).
+        kept = (b"ladon_tasks:owner:", b"ladon_tasks:durations:", b"ladon_tasks:metrics")
         wait_until(lambda: not [key for key in raw_redis.scan_iter(match="ladon_tasks:*")
                                 if not key.startswith(kept)],
                    timeout=15, message="every key of the tasks to be gone")
@@ -152,3 +153,27 @@ def test_a_filter_that_matches_few_reads_on_until_its_page_is_full(make_store):
     ids, cursor = page(store, caller="rare", limit=4, cursor=cursor)
     assert ids == rare[8:] and cursor is None
     assert page(store, caller="nobody", limit=4) == ([], None)
+
+
+def test_a_filtered_page_walks_the_redis_index_in_batches_dropping_ids_of_hashes_gone(
+        redis_url, raw_redis, monkeypatch):
+    from ladon_tasks.stores import redis_index
+
+    monkeypatch.setattr(redis_index, "FILTER_BATCH", 7)  # many calls of the filter script
+    store = RedisStore(redis_url)
+    try:
+        store.register_owner(OWNER, 3600)
+        records = [made(store, caller="rare" if number % 10 == 0 else "common") for number in range(60)]
+        gone = [record for record in records[::3] if record.caller == "common"]
+        raw_redis.delete(*[store.key("task", record.task_id) for record in gone])  # expired, say
+        rare = [record.task_id for record in records if record.caller == "rare"][::-1]
+        ids, cursor = page(store, caller="rare", limit=4)
+        assert ids == rare[:4] and cursor is not None
+        ids, cursor = page(store, caller="rare", limit=4, cursor=cursor)
+        assert ids == rare[4:] and cursor is None
+        assert len(raw_redis.zrange(store.live_index_key, 0, -1)) == 60 - len(gone)
+        common = [record.task_id for record in records
+                  if record.caller == "common" and record not in gone][::-1]
+        assert page(store, caller="common", limit=100)[0] == common
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from ladon_tasks.administration import Administration
 from ladon_tasks.console.http import ApiError, query_of
 from ladon_tasks.console.rows import task_row
+from ladon_tasks.console.summary import paused_of, summary_of
 from ladon_tasks.listing import DEFAULT_LIMIT, MAX_LIMIT, TaskQuery, decode_cursor
 from ladon_tasks.task import TaskState
 
@@ -38,6 +39,40 @@ def cancel_task(admin: Administration, environ: dict, match: re.Match[str]) -> A
     return task_row(admin.cancel(match["task_id"]))
 
 
+def retry_task(admin: Administration, environ: dict, match: re.Match[str]) -> Any:
+    """``POST tasks/<id>/retry``: run a failed, lost or cancelled task again; the task,
+    queued as its next attempt."""
+    query_of(environ, ())
+    return task_row(admin.retry(match["task_id"]))
+
+
+def summary(admin: Administration, environ: dict, match: re.Match[str]) -> Any:
+    """``GET summary``: the pauses, and per method its tasks queued and running, what its
+    tasks did (counters) and its recent durations (p50, p90)."""
+    query_of(environ, ())
+    return summary_of(admin)
+
+
+def pause(admin: Administration, environ: dict, match: re.Match[str]) -> Any:
+    """``POST pause[?method=]``: no queued task (of the method) starts until resumed."""
+    return {"paused": paused_of(admin.pause(_method_of(admin, environ)))}
+
+
+def resume(admin: Administration, environ: dict, match: re.Match[str]) -> Any:
+    """``POST resume[?method=]``: end the pause of the method (without it: every pause)."""
+    return {"paused": paused_of(admin.resume(_method_of(admin, environ)))}
+
+
+def _method_of(admin: Administration, environ: dict) -> str | None:
+    """The ``method`` parameter, one of the served task methods, or None."""
+    method = query_of(environ, ("method",)).get("method") or None
+    if method is not None and method not in admin.methods:
+        raise ApiError("400 Bad Request", "InvalidQuery",
+                       f"no task method {method[:MAX_FILTER_CHARS]!r} here: "
+                       f"known are {', '.join(admin.methods) or 'none'}")
+    return method
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -50,6 +85,10 @@ ROUTES = [
     Route("GET", re.compile(r"tasks"), list_tasks),
     Route("GET", re.compile(r"tasks/(?P<task_id>[^/]+)"), show_task),
     Route("POST", re.compile(r"tasks/(?P<task_id>[^/]+)/cancel"), cancel_task),
+    Route("POST", re.compile(r"tasks/(?P<task_id>[^/]+)/retry"), retry_task),
+    Route("GET", re.compile(r"summary"), summary),
+    Route("POST", re.compile(r"pause"), pause),
+    Route("POST", re.compile(r"resume"), resume),
 ]
 
 

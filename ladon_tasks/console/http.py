@@ -9,6 +9,9 @@ from urllib.parse import parse_qs
 from ladon_tasks.exceptions import (
     InvalidQuery,
     InvalidTaskId,
+    NotRetryable,
+    QueueFull,
+    ShuttingDown,
     StoreUnavailable,
     TaskDismissed,
     TaskExpired,
@@ -38,7 +41,10 @@ _ERROR_STATUS: list[tuple[type[Exception], str]] = [
     (TaskExpired, "404 Not Found"),
     (TaskDismissed, "404 Not Found"),
     (TaskNotFound, "404 Not Found"),
+    (NotRetryable, "409 Conflict"),
     (StoreUnavailable, "503 Service Unavailable"),
+    (QueueFull, "503 Service Unavailable"),
+    (ShuttingDown, "503 Service Unavailable"),
 ]
 
 FORBIDDEN = ApiError("403 Forbidden", "Forbidden",
@@ -49,7 +55,7 @@ def api_error_of(error: Exception) -> ApiError | None:
     """The answer to an error of the engine; None for an error that is the server's fault."""
     for kind, status in _ERROR_STATUS:
         if isinstance(error, kind):
-            headers = [("Retry-After", str(RETRY_AFTER))] if kind is StoreUnavailable else []
+            headers = [("Retry-After", str(RETRY_AFTER))] if status.startswith("503") else []
             return ApiError(status, kind.__name__, str(error), headers)
     return None
 

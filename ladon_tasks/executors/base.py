@@ -29,14 +29,20 @@ class Executor(ABC):
         executors that run a task in whichever process takes it."""
         return None
 
+    def runnable(self, stored: Any) -> tuple[Any, TaskPolicy] | None:
+        """The job and policy that run again a task whose record keeps ``stored`` (what
+        :meth:`job_to_store` made of its job); None if it cannot run again."""
+        return None
+
     def abandon(self, task_id: str, error: str) -> None:
         """Record ``task_id`` lost with ``error`` once the store takes it: its creation
         failed, but may have been written with its reply lost."""
 
     @abstractmethod
     def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None,
-               record: TaskRecord | None = None) -> None:
-        """Queue ``job`` for the already recorded task ``task_id``, to run under ``policy``.
+               record: TaskRecord | None = None, attempt: int = 1) -> None:
+        """Queue ``job`` for the already recorded task ``task_id``, to run under ``policy``
+        as its attempt ``attempt``.
 
         ``record`` is the record as it was created: an executor whose store may lose it
         (Redis restarted without its data) writes it again from this copy."""

@@ -16,7 +16,6 @@ owner key and its heartbeats say whether its worker lives (see
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ladon_tasks.config import TaskConfig
@@ -63,18 +62,6 @@ def make_app(config: TaskConfig, app: Celery | None = None) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
-
-
-def stored_job(job: dict, policy: TaskPolicy) -> dict:
-    """The job as the record keeps it: the worker job and the policy it runs under."""
-    return {**job, "policy": asdict(policy)}
-
-
-def policy_of(job: dict | None) -> TaskPolicy | None:
-    """The policy a stored job runs under; None for a record without a job."""
-    if not job or "policy" not in job:
-        return None
-    return TaskPolicy(**job["policy"])
 
 
 class MessageSender:

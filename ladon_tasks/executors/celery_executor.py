@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from ladon_tasks.config import TaskConfig
 from ladon_tasks.exceptions import ShuttingDown, StoreUnavailable
 from ladon_tasks.executors.base import Executor
-from ladon_tasks.executors.celery_app import MessageSender, make_app, stored_job
+from ladon_tasks.executors.celery_app import MessageSender, make_app
 from ladon_tasks.executors.celery_recovery import Recovery
+from ladon_tasks.executors.stored_jobs import runnable_stored, stored_job
 from ladon_tasks.options import TaskPolicy
 from ladon_tasks.store_retry import StoreRetry
 from ladon_tasks.stores.redis import RedisStore
@@ -70,10 +71,13 @@ class CeleryExecutor(Executor):
 
         threading.Thread(target=record_lost, name="ladon-tasks-abandon", daemon=True).start()
 
+    def runnable(self, stored: Any) -> tuple[Any, TaskPolicy] | None:
+        return runnable_stored(stored)
+
     def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None,
-               record: TaskRecord | None = None) -> None:
-        """Send the first attempt's message; raises BrokerUnavailable if it is not taken."""
-        self.sender.send(task_id, 1, policy or TaskPolicy())
+               record: TaskRecord | None = None, attempt: int = 1) -> None:
+        """Send the attempt's message; raises BrokerUnavailable if it is not taken."""
+        self.sender.send(task_id, attempt, policy or TaskPolicy())
 
     def shutdown(self, grace_period: float) -> list[str]:
         """Nothing to wait for: every task lives on in the broker and the workers."""

@@ -24,7 +24,8 @@ import time
 from typing import Any
 
 from ladon_tasks.exceptions import BrokerUnavailable, StoreUnavailable
-from ladon_tasks.executors.celery_app import MessageSender, policy_of
+from ladon_tasks.executors.celery_app import MessageSender
+from ladon_tasks.executors.stored_jobs import policy_of
 from ladon_tasks.options import TaskPolicy
 from ladon_tasks.runner import attempts_note
 from ladon_tasks.stores.redis import RedisStore

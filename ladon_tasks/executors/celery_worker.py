@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from ladon_tasks.config import TaskConfig
 from ladon_tasks.exceptions import StoreUnavailable
-from ladon_tasks.executors.celery_app import TASK_NAME, MessageSender, policy_of
+from ladon_tasks.executors.celery_app import TASK_NAME, MessageSender
 from ladon_tasks.executors.celery_recovery import Recovery, attempt_request_class
+from ladon_tasks.executors.stored_jobs import policy_of
 from ladon_tasks.executors.worker import TaskIdFilter, prepare_job
 from ladon_tasks.options import TaskPolicy
 from ladon_tasks.runner import run_task
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from celery import Celery
 
 log = logging.getLogger("ladon_tasks.celery")
+
+#: Seconds until a message whose method is paused is delivered again.
+PAUSED_RESEND = 2.0
 
 #: The exit status of a pool process ended because its task would not stop.
 EXIT_FORCED = 70
@@ -145,6 +149,8 @@ class ProcessRuntime:
                 self._pending.append((task_id, attempt, f"TaskLost: {outcome.unrecorded}"))
         elif outcome.retry_in is not None:
             self.recovery.send_or_end(task_id, attempt + 1, policy, outcome.retry_in)
+        elif outcome.paused:  # queued still: its message comes back until the pause ends
+            self.recovery.send_or_end(task_id, attempt, policy, PAUSED_RESEND)
 
     def _waits_for(self, task_id: str, record: TaskRecord | None, attempt: int) -> bool:
         """True if the record is queued for this very attempt; else nothing is run."""

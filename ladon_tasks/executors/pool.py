@@ -26,13 +26,15 @@ from ladon_tasks.executors.base import Executor
 from ladon_tasks.options import TaskPolicy
 from ladon_tasks.runner import Outcome, attempts_note
 from ladon_tasks.stores.base import TaskStore
-from ladon_tasks.task import TaskRecord, TaskState
+from ladon_tasks.task import TaskRecord, TaskState, pause_covers
 from ladon_tasks.watchdog import Control, StopReason, Verdict, Watch
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two turns of an idle supervisor (nothing running, nothing delayed).
 IDLE_TURN = 1.0
+#: Seconds between two looks at the store's pauses while jobs are held by one.
+HELD_CHECK = 0.5
 #: Ends of abandoned starts kept at most while the store is away.
 MAX_PENDING_ENDS = 100_000
 
@@ -73,6 +75,10 @@ class SlotPool(Executor):
         self.idle_turn = IDLE_TURN
         self.name = name
         self._queue: deque[Job] = deque()
+        #: Jobs that found their method paused as they were to start: queued still, tried
+        #: again once a look at the store's pauses no longer holds them.
+        self._held: list[Job] = []
+        self._held_checked = 0.0
         self._delayed: list[tuple[float, int, Job]] = []
         self._order = itertools.count()
         self._idle: list[Slot] = []
@@ -152,7 +158,7 @@ class SlotPool(Executor):
 
     def _waiting(self) -> int:
         """Tasks waiting for a slot once every reservation is submitted (lock held)."""
-        return len(self._queue) + max(0, self._reserved - self._free_slots())
+        return len(self._queue) + len(self._held) + max(0, self._reserved - self._free_slots())
 
     def _free_slots(self) -> int:
         """Slots a submit made now would find free (lock held): none while tasks wait,
@@ -160,7 +166,7 @@ class SlotPool(Executor):
         return 0 if self._queue else max(0, self.size - len(self._busy))
 
     def submit(self, task_id: str, job: Any, policy: TaskPolicy | None = None,
-               record: TaskRecord | None = None) -> None:
+               record: TaskRecord | None = None, attempt: int = 1) -> None:
         policy = policy or TaskPolicy()
         with self._lock:
             # Takes the reservation of admit(), if any: a submit without one (a retry
@@ -168,7 +174,7 @@ class SlotPool(Executor):
             self._reserved = max(0, self._reserved - 1)
             self._check_open()
             was_quiet = not self._busy and not self._delayed
-            self._queue.append(Job(task_id, job, policy, record=record))
+            self._queue.append(Job(task_id, job, policy, attempt, record))
             self._dispatch()
             self._ensure_supervisor()
         if was_quiet and policy.watched:
@@ -209,6 +215,8 @@ class SlotPool(Executor):
                 self._pending_ends.append((job, TaskState.LOST, f"TaskLost: {outcome.unrecorded}", True))
             if outcome.retry_in is not None:
                 self._delay(replace(job, attempt=job.attempt + 1), outcome.retry_in)
+            if outcome.paused:
+                self._held.append(job)
             self._idle.append(slot)
             self._dispatch()
             self._changed.notify_all()
@@ -244,6 +252,8 @@ class SlotPool(Executor):
                 if self._closed and not self._busy:
                     return
                 pace = self.turn if self._busy or self._delayed else self.idle_turn
+                if self._held:
+                    pace = min(pace, HELD_CHECK)
             try:
                 self._wait(pace)
                 self.supervise(time.monotonic())
@@ -260,6 +270,9 @@ class SlotPool(Executor):
             self._dispatch()
             running = list(self._busy.items())
         self._on_turn(now)
+        if self._held and now - self._held_checked >= HELD_CHECK:
+            self._held_checked = now
+            self._release_held()
         if self._pending_ends:
             self._record_pending_ends()
         if not running:
@@ -277,6 +290,22 @@ class SlotPool(Executor):
                 log.warning("task %s did not stop within %g s: ending it by force",
                             task_id, watch.policy.cancel_grace)
                 self._end_by_force(slot)
+
+    def _release_held(self) -> None:
+        """Queue again the held jobs whose method is paused no more."""
+        try:
+            paused = self.store.paused()
+        except StoreUnavailable as exc:
+            log.debug("cannot read the pauses: %s", exc)
+            return
+        with self._lock:
+            held, self._held = self._held, []
+            for job in held:
+                if job.record is not None and pause_covers(paused, job.record.method):
+                    self._held.append(job)
+                else:
+                    self._queue.append(job)
+            self._dispatch()
 
     def record_forced_end(self, job: Job, watch: Watch, owner: str) -> None:
         """Record the end of a task whose worker was stopped by force (or died while
@@ -340,9 +369,10 @@ class SlotPool(Executor):
         deadline = time.monotonic() + grace_period
         with self._lock:
             self._closed = True
-            unfinished = [job.task_id for job in self._queue]
+            unfinished = [job.task_id for job in (*self._queue, *self._held)]
             unfinished += [job.task_id for _, _, job in self._delayed]
             self._queue.clear()
+            self._held.clear()
             self._delayed.clear()
             while self._busy:
                 remaining = deadline - time.monotonic()

@@ -32,6 +32,8 @@ from ladon_tasks.exceptions import StoreUnavailable
 from ladon_tasks.executors import worker
 from ladon_tasks.executors.owner import OwnerRegistration
 from ladon_tasks.executors.pool import IDLE_TURN, Job, Slot, SlotPool
+from ladon_tasks.executors.stored_jobs import runnable_stored, stored_job
+from ladon_tasks.options import TaskPolicy
 from ladon_tasks.runner import Outcome
 from ladon_tasks.stores.redis import RedisStore
 from ladon_tasks.task import TaskRecord, TaskState
@@ -84,6 +86,13 @@ class ProcessExecutor(SlotPool):
 
     # -- starting ---------------------------------------------------------------------
 
+    def job_to_store(self, job: Any, policy: TaskPolicy) -> Any:
+        """The job, kept with the record: any server process may retry the task."""
+        return stored_job(job, policy)
+
+    def runnable(self, stored: Any) -> tuple[Any, TaskPolicy] | None:
+        return runnable_stored(stored)
+
     def prepare(self) -> None:
         """Start the workers and register the owner key before the first task is recorded
         (and again before the next one, if the last registration could not be written)."""
@@ -100,7 +109,7 @@ class ProcessExecutor(SlotPool):
         """The record of every task this process holds, as it stands here (to write again)."""
         now = time.time()
         with self._lock:
-            waiting = [*self._queue, *(job for _, _, job in self._delayed)]
+            waiting = [*self._queue, *self._held, *(job for _, _, job in self._delayed)]
             records = [_as_held(job, TaskState.QUEUED, now) for job in waiting if job.record]
             for slot in self._busy.values():
                 job = slot.job
@@ -225,13 +234,13 @@ class ProcessExecutor(SlotPool):
     def _receive(self, slot: WorkerSlot) -> bool:
         """Read what a worker answered; False if its pipe ended (the worker is gone)."""
         try:
-            task_id, state, retry_in, unrecorded = slot.conn.recv()
+            task_id, state, retry_in, unrecorded, paused = slot.conn.recv()
         except (EOFError, OSError):
             return False
         job = slot.job
         if job is not None and job.task_id == task_id:
             self._finished(slot, job, Outcome(None if state is None else TaskState(state), retry_in,
-                                              unrecorded))
+                                              unrecorded, paused))
         return True
 
     def _worker_died(self, slot: WorkerSlot, cause: str = "") -> None:

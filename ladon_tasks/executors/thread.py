@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 from ladon_tasks.config import TaskConfig
 from ladon_tasks.executors.pool import Job, Slot, SlotPool
+from ladon_tasks.executors.stored_jobs import KeptCall
+from ladon_tasks.options import TaskPolicy
 from ladon_tasks.progress import UpdateProgress
 from ladon_tasks.runner import NOT_RUN, run_task
 from ladon_tasks.stores.base import TaskStore
@@ -55,6 +57,14 @@ class ThreadExecutor(SlotPool):
         self._abandoned = 0
         self._started = 0
         self._wakeup = threading.Event()
+
+    def job_to_store(self, job: Any, policy: TaskPolicy) -> Any:
+        """The call itself, if it keeps its arguments (see ``keeps_arguments`` of
+        :class:`~ladon_tasks.ladon_glue.calls.TaskCall`), so that the task can be retried."""
+        return KeptCall(job, policy) if getattr(job, "keeps_arguments", False) else None
+
+    def runnable(self, stored: Any) -> tuple[Any, TaskPolicy] | None:
+        return (stored.call, stored.policy) if isinstance(stored, KeptCall) else None
 
     @property
     def abandoned_threads(self) -> int:

@@ -104,7 +104,7 @@ def worker_main(settings: WorkerSettings, conn: Any, control: Control, log_queue
         outcome = run_order(order, control)
         state = None if outcome.state is None else outcome.state.value
         try:
-            conn.send((order.task_id, state, outcome.retry_in, outcome.unrecorded))
+            conn.send((order.task_id, state, outcome.retry_in, outcome.unrecorded, outcome.paused))
         except (BrokenPipeError, OSError):
             return
 

@@ -36,18 +36,23 @@ class TaskCall:
     (no keywords at all if ``keywords`` is None), its result passed through ``check``.
 
     :meth:`last_call` is the same call for an attempt after which none will run: it hands
-    the arguments over to ``func`` and keeps no reference to them.
+    the arguments over to ``func`` and keeps no reference to them (unless
+    ``keeps_arguments``).
     """
 
-    __slots__ = ("func", "instance", "args", "keywords", "check")
+    __slots__ = ("func", "instance", "args", "keywords", "check", "keeps_arguments")
 
     def __init__(self, func: Callable[..., Any], instance: Any, args: tuple,
-                 keywords: dict | None = None, check: Callable[[Any], Any] | None = None) -> None:
+                 keywords: dict | None = None, check: Callable[[Any], Any] | None = None,
+                 keeps_arguments: bool = False) -> None:
         self.func = func
         self.instance = instance
         self.args: tuple | None = args
         self.keywords = keywords
         self.check = check
+        #: Keep the arguments through the last attempt too (small ones: the task may be
+        #: retried by an administrator); :meth:`last_call` is then a plain call.
+        self.keeps_arguments = keeps_arguments
 
     def __call__(self, update_progress: Callable[[float], None]) -> Any:
         if self.args is None:
@@ -61,7 +66,7 @@ class TaskCall:
         """The call, giving the arguments away: once ``func`` runs, only its frame holds
         them. A function that cannot take them so (``*args``, keyword-only parameters,
         defaults left to fill, dozens of parameters) is called as usual, keeping them."""
-        target = self._target() if _MOVES_ARGUMENTS else None
+        target = self._target() if _MOVES_ARGUMENTS and not self.keeps_arguments else None
         if target is None:
             return self(update_progress)
         values = self._hand_over(update_progress)

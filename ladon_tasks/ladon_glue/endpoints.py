@@ -13,13 +13,19 @@ from ladon.compat import PORTABLE_STRING
 from ladon.types import validate_type
 
 from ladon_tasks.config import REDIS_MODES, THREAD_MODE, TaskConfig
-from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_ENGINE_KEY, ENVIRON_IDENTITY_KEY
+from ladon_tasks.constants import (
+    ENVIRON_DEBUG_KEY,
+    ENVIRON_ENGINE_KEY,
+    ENVIRON_IDENTITY_KEY,
+    KEPT_ARGUMENTS_BYTES,
+)
 from ladon_tasks.engine import TaskEngine
 from ladon_tasks.estimate import Estimate
 from ladon_tasks.exceptions import LadonTasksError, TaskNotFound
 from ladon_tasks.ladon_glue import codec
 from ladon_tasks.ladon_glue.calls import TaskCall
 from ladon_tasks.ladon_glue.faults import to_fault
+from ladon_tasks.ladon_glue.jobs import build_job, encoded_arguments, unique_key
 from ladon_tasks.ladon_glue.spec import TaskMethodSpec
 from ladon_tasks.ladon_glue.types import TaskInfoResponse, TaskProgressResponse
 from ladon_tasks.task import TaskRecord, TaskState
@@ -72,6 +78,16 @@ def make_call(spec: TaskMethodSpec, instance: Any, args: tuple, kw: dict,
     arguments over to the method and keeps none (see :mod:`~ladon_tasks.ladon_glue.calls`)."""
     check = partial(check_result, spec) if checked else None
     return TaskCall(spec.func, instance, args, kw if spec.takes_keywords else None, check)
+
+
+def keeps_arguments(kw: dict) -> bool:
+    """Whether a thread-mode task keeps its arguments to its end, so that it can be
+    retried: those of a request body of at most KEPT_ARGUMENTS_BYTES (larger ones go to
+    the task's last attempt, and are freed once the task drops them)."""
+    if "chunked" in str(kw.get("HTTP_TRANSFER_ENCODING", "")).lower():
+        return False
+    length = str(kw.get("CONTENT_LENGTH") or "0")
+    return length.isdigit() and int(length) <= KEPT_ARGUMENTS_BYTES
 
 
 def check_result(spec: TaskMethodSpec, value: Any) -> Any:
@@ -230,14 +246,19 @@ def make_start(spec: TaskMethodSpec) -> Callable:
         engine = engine_for(kw)
         try:
             task_kw = task_keywords(spec, kw)
+            caller = caller_of(kw)
+            unique = None
             if _mode(spec, engine) in REDIS_MODES:  # run elsewhere: the call as data
-                from ladon_tasks.ladon_glue.jobs import build_job
-
                 job: Any = build_job(spec, args, task_kw)
+                if spec.options.unique:
+                    unique = unique_key(spec, job["payload"]["args"], caller)
             else:
                 job = make_call(spec, self, args, task_kw, checked=True)
+                job.keeps_arguments = keeps_arguments(kw)
+                if spec.options.unique:
+                    unique = unique_key(spec, encoded_arguments(spec, args), caller)
             task_id = engine.start(spec.qualified_name, job, spec.mode, spec.redis_url,
-                                   spec.policy(engine.config), caller=caller_of(kw))
+                                   spec.policy(engine.config), caller=caller, unique=unique)
         except LadonTasksError as error:
             log.warning("task %s not started: %s", spec.qualified_name, error)
             raise to_fault(error) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Callable
 
 from ladon.ladonizer.collection import global_service_collection
@@ -17,6 +19,21 @@ ENTRY = "ladon_tasks.ladon_glue.jobs:prepare"
 _PLAIN_KEYWORDS = ("LADON_METHOD_NAME", "LADON_ACCEPT_LANGUAGES")
 
 
+def encoded_arguments(spec: TaskMethodSpec, args: tuple) -> list:
+    """The call's arguments as JSON-able data, by their declared types."""
+    lmi = spec.lmi
+    return [codec.encode(value, arg_type, lmi._encoding, where=f"argument {name}")
+            for value, arg_type, name in zip(args, lmi._arg_types, lmi._arg_names, strict=True)]
+
+
+def unique_key(spec: TaskMethodSpec, encoded_args: list, caller: str | None) -> str:
+    """What identifies a unique method's task: a hash of the method, its arguments (as
+    encoded: equal values, equal keys) and its caller."""
+    text = json.dumps([spec.qualified_name, caller or "", encoded_args], sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def build_job(spec: TaskMethodSpec, args: tuple, kw: dict) -> dict:
     """The worker job for one call: arguments encoded as JSON by their declared types.
 
@@ -25,10 +42,7 @@ def build_job(spec: TaskMethodSpec, args: tuple, kw: dict) -> dict:
     go (``wsgi.input``, attachments and other objects do not).
     """
     lmi = spec.lmi
-    encoded_args = [
-        codec.encode(value, arg_type, lmi._encoding, where=f"argument {name}")
-        for value, arg_type, name in zip(args, lmi._arg_types, lmi._arg_names, strict=True)
-    ]
+    encoded_args = encoded_arguments(spec, args)
     environ = {key: value for key, value in kw.items()
                if isinstance(value, str) and key not in _PLAIN_KEYWORDS}
     plain = {key: kw[key] for key in _PLAIN_KEYWORDS if key in kw}

@@ -79,7 +79,8 @@ class TaskWSGIApplication(LadonWSGIApplication):
         specs = check_task_methods(services, self.task_config)
         super().__init__(services, paths or None, catalog_name, catalog_desc, logging)
         routes: list[Route] = sorted({(spec.mode, spec.redis_url) for spec in specs}, key=repr)
-        self.console = Console(Administration(self.engine, routes), admin or nobody,
+        methods = [spec.qualified_name for spec in specs]
+        self.console = Console(Administration(self.engine, routes, methods), admin or nobody,
                                debug=self.task_config.debug)
         self.guard = RequestGuard(self.task_config.max_request_bytes, _known_service, _known_interface)
         install_shutdown_hooks(self)

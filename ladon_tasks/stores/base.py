@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, ContextManager
 
 from ladon_tasks.listing import TaskQuery
+from ladon_tasks.metrics import MethodMetrics
 from ladon_tasks.stores.end_signals import EndSignals
 from ladon_tasks.task import Gone, TaskRecord, TaskState
 
@@ -37,11 +38,15 @@ class TaskStore(ABC):
         return 60.0
 
     @abstractmethod
-    def create(self, record: TaskRecord, job: Any = None) -> None:
-        """Record a new task, atomically. Raises StoreUnavailable if it cannot be written.
+    def create(self, record: TaskRecord, job: Any = None, unique: str | None = None) -> str:
+        """Record a new task, atomically; returns its id. Raises StoreUnavailable if it
+        cannot be written.
 
         ``job`` (JSON-able data, or None) is what the task runs, kept with the record for
-        as long as it lives, so that any process can run it (again): see :meth:`get_job`."""
+        as long as it lives, so that any process can run it (again): see :meth:`get_job`.
+        With ``unique`` (a key: the hash of a method, its arguments and its caller), a
+        task of the same key still queued or running is answered instead (its id) and
+        nothing is written: the check and the write are one atomic step."""
 
     @abstractmethod
     def list_tasks(self, query: TaskQuery) -> list[TaskRecord]:
@@ -78,7 +83,8 @@ class TaskStore(ABC):
     def mark_running(self, task_id: str, started: float, owner: str) -> bool:
         """Move a queued task to running, with progress 0.0 and a first heartbeat. The
         same call again (same ``started`` and ``owner``) succeeds too: a write retried
-        after its reply was lost must not read as refused."""
+        after its reply was lost must not read as refused. Raises TaskPaused, the task
+        left queued, while its method (or every method) is paused: see :meth:`pause`."""
 
     @abstractmethod
     def set_progress(self, task_id: str, progress: float, heartbeat: float,
@@ -107,6 +113,30 @@ class TaskStore(ABC):
         held by ``owner``; ``note`` (why the last attempt failed) goes in ``error``. Refused
         (False) for an ended task, another attempt, and a task a caller asked to cancel; the
         same call again succeeds (a retried write)."""
+
+    @abstractmethod
+    def retry(self, task_id: str, attempt: int, owner: str) -> bool:
+        """Queue an ended task (failed, lost or cancelled, at attempt ``attempt - 1``)
+        again as attempt ``attempt``, held by ``owner``: progress, times, error, message
+        and cancel request cleared, live again (no expiry, no tombstone). Refused (False)
+        for any other state or attempt; the same call again succeeds."""
+
+    @abstractmethod
+    def pause(self, method: str, now: float) -> None:
+        """Let no queued task of ``method`` (:data:`~ladon_tasks.task.ALL_METHODS`:
+        of any method) start until :meth:`resume`; new tasks are still accepted."""
+
+    @abstractmethod
+    def resume(self, method: str | None) -> None:
+        """End the pause of ``method`` (None: every pause)."""
+
+    @abstractmethod
+    def paused(self) -> dict[str, float]:
+        """Each paused method (or ALL_METHODS) -> when it was paused."""
+
+    @abstractmethod
+    def metrics(self) -> dict[str, MethodMetrics]:
+        """What the tasks of each method did (see :mod:`ladon_tasks.metrics`)."""
 
     @abstractmethod
     def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
@@ -164,6 +194,11 @@ class TaskStore(ABC):
         """Write again the records of live tasks the store lost (neither record nor
         tombstone); returns how many it wrote. A store that cannot lose data has none."""
         return 0
+
+    def location(self) -> Any:
+        """What tells where the store's data lives: two stores of one location share
+        their tasks and counts (Redis: the database and the key prefix)."""
+        return id(self)
 
     def ping(self) -> None:
         """Raise StoreUnavailable if the store cannot be reached."""

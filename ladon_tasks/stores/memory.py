@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections import deque
 from typing import Any
 
 from ladon_tasks.estimate import HISTORY
+from ladon_tasks.exceptions import TaskPaused
 from ladon_tasks.listing import TaskQuery
+from ladon_tasks.metrics import MethodMetrics
 from ladon_tasks.sizes import json_size, too_large
 from ladon_tasks.stores.base import ProgressSink, TaskStore
 from ladon_tasks.stores.end_signals import EndSignals
 from ladon_tasks.stores.memory_index import MemoryIndex
-from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState, snapshot
-
-#: Most tombstones kept at once; the oldest go first past this.
-MAX_TOMBSTONES = 100_000
+from ladon_tasks.stores.memory_metrics import MemoryMetrics
+from ladon_tasks.stores.memory_tombstones import Tombstones
+from ladon_tasks.task import (
+    CANCELLED_QUEUED,
+    RETRYABLE,
+    Gone,
+    TaskRecord,
+    TaskState,
+    pause_covers,
+    snapshot,
+)
 
 
 class MemoryStore(TaskStore):
@@ -45,10 +53,16 @@ class MemoryStore(TaskStore):
         #: When each ended record expires; an entry of ``_expiry`` that disagrees is stale
         #: (the task was queued again after it was lost).
         self._expires_at: dict[str, float] = {}
-        self._tombstones = _Tombstones(self.tombstone_ttl)
+        self._tombstones = Tombstones(self.tombstone_ttl)
         #: Tasks dismissed while queued or running: forgotten when they end.
         self._dismissed: set[str] = set()
         self._index = MemoryIndex()
+        self._metrics = MemoryMetrics()
+        #: Paused methods (or ALL_METHODS) -> since when.
+        self._paused: dict[str, float] = {}
+        #: A unique task's key -> its id, and back, while it is queued or running.
+        self._unique: dict[str, str] = {}
+        self._unique_of: dict[str, str] = {}
         self._lock = threading.Lock()
         self.end_signals = EndSignals()
 
@@ -74,15 +88,31 @@ class MemoryStore(TaskStore):
             return None
         return self._records.get(task_id)
 
-    def create(self, record: TaskRecord, job: Any = None) -> None:
+    def create(self, record: TaskRecord, job: Any = None, unique: str | None = None) -> str:
         with self._lock:
             self._purge_expired(time.monotonic())
             if record.task_id in self._records:
                 raise ValueError(f"task {record.task_id} exists already")
+            if unique is not None:
+                holder = self._unique.get(unique)
+                if holder is not None:
+                    return holder
+                self._claim(unique, record.task_id)
             self._records[record.task_id] = record
             self._index.add(record)
+            self._metrics.moved(record.method, None, record.state)
             if job is not None:
                 self._jobs[record.task_id] = job
+            return record.task_id
+
+    def _claim(self, unique: str, task_id: str) -> None:
+        self._unique[unique] = task_id
+        self._unique_of[task_id] = unique
+
+    def _move(self, record: TaskRecord, state: TaskState) -> None:
+        """Set a record's state, counting the change."""
+        self._metrics.moved(record.method, record.state, state)
+        record.state = state
 
     def list_tasks(self, query: TaskQuery) -> list[TaskRecord]:
         with self._lock:
@@ -135,7 +165,9 @@ class MemoryStore(TaskStore):
                 return True  # done already: a retried write, as in every store
             if record is None or record.state is not TaskState.QUEUED:
                 return False
-            record.state = TaskState.RUNNING
+            if self._paused and pause_covers(self._paused, record.method):
+                raise TaskPaused(f"{record.method} is paused")
+            self._move(record, TaskState.RUNNING)
             record.started = record.heartbeat = started
             record.touched = 0.0
             record.progress = 0.0
@@ -186,8 +218,14 @@ class MemoryStore(TaskStore):
         # Ladon's contract: progress is 1.0 once a task has ended, however it ended,
         # so clients that poll until progress reaches 1.0 always stop.
         record.progress = 1.0
+        if record.started and record.state is TaskState.RUNNING:
+            self._metrics.ran(record.method, finished - record.started)
+        unique = self._unique_of.pop(record.task_id, None)
+        if unique is not None and self._unique.get(unique) == record.task_id:
+            del self._unique[unique]
         if state is TaskState.SUCCEEDED:
             record.result = result
+            self._jobs.pop(record.task_id, None)  # it will not run again
             if record.started:
                 history = self._durations.setdefault(record.method, deque(maxlen=HISTORY))
                 history.appendleft(finished - record.started)
@@ -196,7 +234,7 @@ class MemoryStore(TaskStore):
         record.finished = finished
         if not record.started:
             record.started = finished
-        record.state = state
+        self._move(record, state)
         self.end_signals.signal(record.task_id)
         if record.task_id in self._dismissed:
             self._dismissed.discard(record.task_id)
@@ -217,15 +255,54 @@ class MemoryStore(TaskStore):
             if (record is None or record.state not in (TaskState.RUNNING, TaskState.LOST)
                     or record.cancel_requested or record.attempt != attempt - 1):
                 return False
-            self._expires_at.pop(task_id, None)  # it lives again
-            record.state = TaskState.QUEUED
-            record.attempt = attempt
-            record.error = note
-            record.owner = owner
-            record.progress = record.started = record.finished = 0.0
-            record.heartbeat = record.touched = 0.0
-            record.message = ""
+            if record.state is TaskState.RUNNING and record.started:
+                self._metrics.ran(record.method, max(0.0, time.time() - record.started))
+            self._queue_again(record, attempt, note, owner)
             return True
+
+    def _queue_again(self, record: TaskRecord, attempt: int, note: str, owner: str) -> None:
+        self._expires_at.pop(record.task_id, None)  # it lives again
+        self._move(record, TaskState.QUEUED)
+        record.attempt = attempt
+        record.error = note
+        record.owner = owner
+        record.progress = record.started = record.finished = 0.0
+        record.heartbeat = record.touched = 0.0
+        record.message = ""
+
+    def retry(self, task_id: str, attempt: int, owner: str) -> bool:
+        with self._lock:
+            self._purge_expired(time.monotonic())
+            record = self._live(task_id)
+            if record is None:
+                return False
+            if record.state is TaskState.QUEUED and record.attempt == attempt and record.owner == owner:
+                return True  # done already: a retried write
+            if record.state not in RETRYABLE or record.attempt != attempt - 1:
+                return False
+            self._queue_again(record, attempt, "", owner)
+            record.cancel_requested = 0.0
+            record.result = None
+            return True
+
+    def pause(self, method: str, now: float) -> None:
+        with self._lock:
+            self._paused.setdefault(method, now)
+
+    def resume(self, method: str | None) -> None:
+        with self._lock:
+            if method is None:
+                self._paused.clear()
+            else:
+                self._paused.pop(method, None)
+
+    def paused(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._paused)
+
+    def metrics(self) -> dict[str, MethodMetrics]:
+        with self._lock:
+            return self._metrics.snapshot()
 
     def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
         with self._lock:
@@ -281,62 +358,3 @@ class MemoryStore(TaskStore):
                 record.message = message
 
         return sink
-
-
-class _Tombstones:
-    """Why issued ids have no record any more, for ``ttl`` seconds, in little memory:
-    an id is kept as its 16 raw bytes, and expiry times once per second of them (a
-    tombstone may outlive its ``ttl`` by up to a second). At most MAX_TOMBSTONES, the
-    oldest go first. Not locked: the store calls it under its own lock."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        #: Why; with the caller the task was bound to, if any.
-        self._why: dict[bytes, Gone | tuple[Gone, str]] = {}
-        self._order: deque[bytes] = deque()
-        #: ``[expiry, count]`` of the next ``count`` ids of ``_order``.
-        self._runs: deque[list] = deque()
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def add(self, task_id: str, why: Gone, now: float, caller: str = "") -> None:
-        key = _raw(task_id)
-        stone: Gone | tuple[Gone, str] = (why, caller) if caller else why
-        if key in self._why:
-            self._why[key] = stone
-            return
-        self._why[key] = stone
-        self._order.append(key)
-        expires = now + self.ttl
-        runs = self._runs
-        if runs and expires - runs[-1][0] < 1.0:
-            runs[-1][0] = max(runs[-1][0], expires)
-            runs[-1][1] += 1
-        else:
-            runs.append([expires, 1])
-
-    def get(self, task_id: str) -> tuple[Gone, str] | None:
-        stone = self._why.get(_raw(task_id))
-        if stone is None or isinstance(stone, tuple):
-            return stone
-        return stone, ""
-
-    def purge(self, now: float) -> None:
-        runs = self._runs
-        while runs and runs[0][0] <= now:
-            for _ in range(runs.popleft()[1]):
-                self._why.pop(self._order.popleft(), None)
-        while len(self._order) > MAX_TOMBSTONES:
-            self._why.pop(self._order.popleft(), None)
-            runs[0][1] -= 1
-            if not runs[0][1]:
-                runs.popleft()
-
-
-def _raw(task_id: str) -> bytes:
-    """A task id's 16 bytes (ids were validated; a foreign one just maps to other bytes)."""
-    try:
-        return base64.urlsafe_b64decode(task_id + "==")
-    except ValueError:
-        return task_id.encode("utf-8", "replace")

@@ -1,6 +1,6 @@
 """Task records in Redis: the store of multiprocessing mode, shared by processes and hosts.
 
-Key layout (every key has a TTL):
+Key layout (every key but the paused methods' has a TTL):
 
 ``{prefix}:task:{task_id}``
     A hash: ``method state progress created started finished error owner heartbeat
@@ -17,6 +17,15 @@ Key layout (every key has a TTL):
 ``{prefix}:dismissed``
     A pub/sub channel, not a key: the id of every task dismissed, so that each server
     process drops its own copy of that ended task.
+``{prefix}:unique:{key}``
+    The id of the queued or running task of a unique method with these arguments and
+    caller (the key is a hash of them); TTL ``live_ttl``, deleted as the task ends.
+``{prefix}:paused``
+    The paused methods, a hash of method (or ``*``: every one) -> since when. A setting,
+    not a task: no TTL, a pause lasts until it is resumed.
+``{prefix}:metrics``
+    The metrics' counters (see redis_operations); TTL ``METRICS_TTL`` (30 days) from the
+    last change of any task.
 ``{prefix}:owner:{owner}``
     Present while the server process that holds tasks (the ``owner`` of their records) is
     alive (TTL ``lost_after``).
@@ -34,6 +43,7 @@ import time
 from typing import Any, Callable, Iterator, TypeVar
 
 import redis
+from redis.connection import parse_url
 
 from ladon_tasks.constants import (
     DEFAULT_KEY_PREFIX,
@@ -43,8 +53,10 @@ from ladon_tasks.constants import (
     GONE_KEY,
     OWNER_KEY,
     TASK_KEY,
+    UNIQUE_KEY,
 )
 from ladon_tasks.estimate import HISTORY
+from ladon_tasks.exceptions import TaskPaused
 from ladon_tasks.sizes import too_large
 from ladon_tasks.stores.base import TaskStore
 from ladon_tasks.stores.end_signals import EndSignals
@@ -55,6 +67,7 @@ from ladon_tasks.stores.redis_history import MethodHistory
 from ladon_tasks.stores.redis_index import TaskIndex
 from ladon_tasks.stores.redis_link import RedisLink
 from ladon_tasks.stores.redis_live import LiveCopies
+from ladon_tasks.stores.redis_operations import RedisOperations
 from ladon_tasks.stores.redis_progress import CoalescedProgress
 from ladon_tasks.task import CANCELLED_QUEUED, Gone, TaskRecord, TaskState, snapshot
 
@@ -77,7 +90,7 @@ ENDED_CACHE_SECONDS = 1.0
 DURATIONS_TTL = 30 * 86400
 
 
-class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, TaskStore):
+class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, TaskStore):
     """Task records in Redis hashes, with coalesced progress writes and heartbeats.
 
     The client and its connection pool are made lazily, once per process id, so a
@@ -161,8 +174,8 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, TaskStore):
 
     def _indexed_keys(self, task_id: str) -> list[str]:
         """The keys of every script that may move a task in the index: its hash, its
-        tombstone, and the live and ended index (see redis_index)."""
-        return [*self._keys(task_id), self.live_index_key, self.ended_index_key]
+        tombstone, the live and ended index (see redis_index), and the metrics."""
+        return [*self._keys(task_id), self.live_index_key, self.ended_index_key, self.metrics_key]
 
     def _call(self, what: str, operation: Callable[[], T]) -> T:
         return self.link.call(what, operation)
@@ -175,12 +188,15 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, TaskStore):
 
     # -- TaskStore --------------------------------------------------------------------
 
-    def create(self, record: TaskRecord, job: Any = None) -> None:
+    def create(self, record: TaskRecord, job: Any = None, unique: str | None = None) -> str:
         args = self._write_args(record)
         if job is not None:
             args += (JOB_FIELD, json.dumps(job, separators=(",", ":")))
         keys = self._indexed_keys(record.task_id)
-        self._call("create task", lambda: self._script("create", keys, args))
+        if unique is not None:
+            keys.append(self.key(UNIQUE_KEY, unique))
+        created = self._call("create task", lambda: self._run("create", keys, args))
+        return record.task_id if created == 1 else str(created)
 
     def get_with_job(self, task_id: str) -> tuple[TaskRecord | None, Any]:
         key = self.key(TASK_KEY, task_id)
@@ -288,9 +304,12 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, TaskStore):
 
     def mark_running(self, task_id: str, started: float, owner: str) -> bool:
         self.live.forget(task_id)
-        key = self.key(TASK_KEY, task_id)
-        return bool(self._call("mark running", lambda: self._script(
-            "mark_running", [key], [repr(started), owner, self.live_ttl])))
+        keys = [self.key(TASK_KEY, task_id), self.paused_key, self.metrics_key]
+        started_now = self._call("mark running", lambda: self._script(
+            "mark_running", keys, [repr(started), owner, self.live_ttl]))
+        if started_now < 0:
+            raise TaskPaused(f"task {task_id}: its method is paused")
+        return bool(started_now)
 
     def set_progress(self, task_id: str, progress: float, heartbeat: float,
                      message: str | None = None) -> bool:
@@ -324,7 +343,8 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, TaskStore):
     def requeue(self, task_id: str, attempt: int, note: str, owner: str) -> bool:
         self.live.forget(task_id)
         return bool(self._call("queue again", lambda: self._script(
-            "requeue", self._indexed_keys(task_id), [str(attempt), note, owner, self.live_ttl, task_id])))
+            "requeue", self._indexed_keys(task_id),
+            [str(attempt), note, owner, self.live_ttl, task_id, repr(time.time())])))
 
     def request_cancel(self, task_id: str, now: float) -> TaskRecord | None:
         return self._control("cancel", task_id, now)
@@ -393,7 +413,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, TaskStore):
     def _write_args(self, record: TaskRecord) -> list[Any]:
         """The arguments of the scripts that write a whole record: its TTL, its id (for
         the index), then field, value, field, value..."""
-        args: list[Any] = [self.live_ttl, record.task_id]
+        args: list[Any] = [self.live_ttl, record.task_id, self.key(TASK_KEY, "")]
         for name, value in record_fields(record).items():
             args += (name, value)
         return args
@@ -408,6 +428,14 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, TaskStore):
 
     def knows(self, task_id: str) -> bool:
         return bool(self._call("read task", lambda: self.client.exists(*self._keys(task_id))))
+
+    def location(self) -> Any:
+        try:
+            where = parse_url(self.url)
+        except ValueError:
+            return (self.url, self.key_prefix)
+        return (where.get("host", "localhost"), where.get("port", 6379), where.get("path"),
+                where.get("db", 0), self.key_prefix)
 
     def ping(self) -> None:
         self._call("ping", self.client.ping)

@@ -6,6 +6,7 @@ a late or restarted worker can neither resurrect nor reopen a task.
 
 from __future__ import annotations
 
+from ladon_tasks.metrics import DURATION_BUCKETS, METRICS_TTL
 from ladon_tasks.stores.redis_index import MAX_INDEXED
 
 # KEYS[1] is the task's hash, KEYS[2] (where used) its tombstone: why it is gone, and
@@ -14,9 +15,24 @@ from ladon_tasks.stores.redis_index import MAX_INDEXED
 # queued or running, KEYS[4] of those ended. A task moves from the first to the second as it
 # ends (back if it is queued again) and leaves both when dismissed; an empty set is gone,
 # and each set's TTL is kept at least that of any task hash it indexes. At most INDEX_CAP
-# members each: the oldest go first.
+# members each: the oldest go first. KEYS[5], where given, is the metrics hash: a counter
+# per ``event|method`` (see ladon_tasks.metrics), ``bucket<i>|method`` and ``sum|method``.
 _INDEX_STEP = f"""
 local INDEX_CAP = {MAX_INDEXED}
+local BUCKETS = {{{", ".join(repr(bound) for bound in DURATION_BUCKETS)}}}
+local METRICS_TTL = {METRICS_TTL}
+local function count(metrics, event, method)
+  redis.call('HINCRBY', metrics, event .. '|' .. method, 1)
+  redis.call('EXPIRE', metrics, METRICS_TTL)
+end
+local function ran(metrics, method, seconds)
+  local bucket = #BUCKETS
+  for i, bound in ipairs(BUCKETS) do
+    if seconds <= bound then bucket = i - 1; break end
+  end
+  redis.call('HINCRBY', metrics, 'bucket' .. bucket .. '|' .. method, 1)
+  redis.call('HINCRBYFLOAT', metrics, 'sum|' .. method, seconds)
+end
 local function extend(key, ttl)
   if redis.call('TTL', key) < tonumber(ttl) then redis.call('EXPIRE', key, ttl) end
 end
@@ -31,9 +47,19 @@ local function index_as(to, from, task_id, ttl)
 end
 """
 # A new task: all its fields and its TTL in one atomic step, or nothing; and indexed.
-# ARGV: live_ttl task_id field value...
+# ARGV: live_ttl task_id task_key_prefix field value... KEYS[6], for a unique task, is its
+# key: held by a task still queued or running, that task's id is answered and nothing written.
 _CREATE = _INDEX_STEP + """
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if KEYS[6] then
+  local holder = redis.call('GET', KEYS[6])
+  if holder then
+    local state = redis.call('HGET', ARGV[3] .. holder, 'state')
+    if state == 'queued' or state == 'running' then return holder end
+  end
+  redis.call('SET', KEYS[6], ARGV[2], 'EX', ARGV[1])
+  redis.call('HSET', KEYS[1], 'unique', KEYS[6])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 index_as(KEYS[3], nil, ARGV[2], ARGV[1])
 return 1
@@ -42,21 +68,28 @@ return 1
 # it nor its tombstone (it lost its data).
 _RESTORE = _INDEX_STEP + """
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 index_as(KEYS[3], nil, ARGV[2], ARGV[1])
 return 1
 """
+# KEYS: the task's hash, the paused hash (method or '*' -> since), the metrics hash.
 # ARGV: started owner live_ttl. Idempotent: a retry whose first try was applied (its reply
 # lost to a Redis that went away) finds the same start by the same owner, and succeeds.
-_MARK_RUNNING = """
+# -1: not started, as its method is paused.
+_MARK_RUNNING = _INDEX_STEP + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'running' and redis.call('HGET', KEYS[1], 'owner') == ARGV[2]
    and redis.call('HGET', KEYS[1], 'started') == ARGV[1] then return 1 end
 if state ~= 'queued' then return 0 end
+local method = redis.call('HGET', KEYS[1], 'method')
+if redis.call('HEXISTS', KEYS[2], '*') == 1 or redis.call('HEXISTS', KEYS[2], method) == 1 then
+  return -1
+end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'heartbeat', ARGV[1],
            'owner', ARGV[2], 'progress', '0.0', 'touched', '0', 'message', '')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+count(KEYS[3], 'started', method)
 return 1
 """
 # ARGV: progress heartbeat live_ttl [message]: the message only if given.
@@ -89,8 +122,19 @@ local function stone(why)
   return why
 end
 local function end_task(state, finished, err, result, result_ttl, tombstone_ttl, task_id)
+  local method = redis.call('HGET', KEYS[1], 'method')
+  local began = tonumber(redis.call('HGET', KEYS[1], 'started'))
+  if redis.call('HGET', KEYS[1], 'state') == 'running' and began and began > 0 then
+    ran(KEYS[5], method, math.max(0, tonumber(finished) - began))
+  end
+  count(KEYS[5], state, method)
+  local unique = redis.call('HGET', KEYS[1], 'unique')
+  if unique and redis.call('GET', unique) == task_id then redis.call('DEL', unique) end
   redis.call('HSET', KEYS[1], 'state', state, 'finished', finished, 'error', err, 'progress', '1.0')
-  if state == 'succeeded' then redis.call('HSET', KEYS[1], 'result', result) end
+  if state == 'succeeded' then
+    redis.call('HSET', KEYS[1], 'result', result)
+    redis.call('HDEL', KEYS[1], 'job')  -- it will not run again
+  end
   if redis.call('HGET', KEYS[1], 'started') == '0' then
     redis.call('HSET', KEYS[1], 'started', finished)
   end
@@ -124,7 +168,8 @@ end
 redis.call('PUBLISH', ARGV[11], ARGV[12])
 return 1
 """
-# ARGV: attempt note owner live_ttl task_id. A lost task lives again: its live TTL back, no tombstone.
+# ARGV: attempt note owner live_ttl task_id now. A lost task lives again: its live TTL back,
+# no tombstone. A running attempt that ends so is timed, as any run that ends.
 # Idempotent, as _MARK_RUNNING: the same attempt already queued by the same owner succeeds.
 _REQUEUE = _INDEX_STEP + """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -133,12 +178,36 @@ if state == 'queued' and redis.call('HGET', KEYS[1], 'attempt') == ARGV[1]
 if state ~= 'running' and state ~= 'lost' then return 0 end
 if redis.call('HGET', KEYS[1], 'cancel_requested') ~= '0' then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'attempt')) ~= tonumber(ARGV[1]) - 1 then return 0 end
+local began = tonumber(redis.call('HGET', KEYS[1], 'started'))
+if state == 'running' and began and began > 0 then
+  ran(KEYS[5], redis.call('HGET', KEYS[1], 'method'), math.max(0, tonumber(ARGV[6]) - began))
+end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', ARGV[1], 'error', ARGV[2], 'owner', ARGV[3],
            'progress', '0.0', 'started', '0', 'finished', '0', 'heartbeat', '0', 'touched', '0',
            'message', '')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
 index_as(KEYS[3], KEYS[4], ARGV[5], ARGV[4])
+count(KEYS[5], 'retried', redis.call('HGET', KEYS[1], 'method'))
+return 1
+"""
+# ARGV: attempt owner live_ttl task_id. An ended task (failed, lost, cancelled) queued again
+# as its next attempt, as new but for its id, arguments and caller; idempotent as _REQUEUE.
+_RETRY = _INDEX_STEP + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' and redis.call('HGET', KEYS[1], 'attempt') == ARGV[1]
+   and redis.call('HGET', KEYS[1], 'owner') == ARGV[2] then return 1 end
+if state ~= 'failed' and state ~= 'lost' and state ~= 'cancelled' then return 0 end
+if redis.call('HGET', KEYS[1], 'dismissed') == '1' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'attempt')) ~= tonumber(ARGV[1]) - 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', ARGV[1], 'error', '', 'owner', ARGV[2],
+           'progress', '0.0', 'started', '0', 'finished', '0', 'heartbeat', '0', 'touched', '0',
+           'message', '', 'cancel_requested', '0')
+redis.call('HDEL', KEYS[1], 'result', 'unique')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('DEL', KEYS[2])
+index_as(KEYS[3], KEYS[4], ARGV[4], ARGV[3])
+count(KEYS[5], 'retried', redis.call('HGET', KEYS[1], 'method'))
 return 1
 """
 # cancel(now, result_ttl, tombstone_ttl, queued_error): the shared step of cancel and dismiss.
@@ -154,12 +223,12 @@ local function cancel(now, result_ttl, tombstone_ttl, queued_error, task_id)
 end
 """
 # ARGV: now result_ttl tombstone_ttl queued_error task_id field...; returns the record's fields.
-# KEYS[5] and KEYS[6] are the dismissal and ended channels: a queued task cancelled has ended.
+# KEYS[6] and KEYS[7] are the dismissal and ended channels: a queued task cancelled has ended.
 _CANCEL = _CANCEL_STEP + """
 if redis.call('HGET', KEYS[1], 'dismissed') ~= '0' then return false end
 local was = redis.call('HGET', KEYS[1], 'state')
 cancel(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5])
-if was == 'queued' then redis.call('PUBLISH', KEYS[6], ARGV[5]) end
+if was == 'queued' then redis.call('PUBLISH', KEYS[7], ARGV[5]) end
 return redis.call('HMGET', KEYS[1], unpack(ARGV, 6))
 """
 # KEYS and ARGV as _CANCEL; returns the record's fields after the
@@ -176,9 +245,34 @@ if redis.call('HGET', KEYS[1], 'state') == 'running' then
 else
   redis.call('DEL', KEYS[1])
 end
-redis.call('PUBLISH', KEYS[5], ARGV[5])
 redis.call('PUBLISH', KEYS[6], ARGV[5])
+redis.call('PUBLISH', KEYS[7], ARGV[5])
 return record
+"""
+# KEYS[1]: an index set. ARGV: top offset count task_prefix state method has_caller caller
+# wanted. Walks ``count`` ids newest first from ``offset`` below score ``top``, reading only
+# the fields the filters need ('' state or method: any; has_caller '0': any caller), until
+# ``wanted`` match; drops the ids of hashes gone. Answers {walked, dropped, {id, score, ...}}.
+_FILTER_INDEX = """
+local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT',
+                       ARGV[2], ARGV[3])
+local matches, dead, walked = {}, {}, 0
+local wanted = tonumber(ARGV[9])
+for i = 1, #ids, 2 do
+  walked = walked + 1
+  local id = ids[i]
+  local f = redis.call('HMGET', ARGV[4] .. id, 'state', 'method', 'caller', 'dismissed')
+  if not f[1] then
+    dead[#dead + 1] = id
+  elseif f[4] ~= '1' and (ARGV[5] == '' or f[1] == ARGV[5]) and (ARGV[6] == '' or f[2] == ARGV[6])
+         and (ARGV[7] == '0' or (f[3] or '') == ARGV[8]) then
+    matches[#matches + 1] = id
+    matches[#matches + 1] = ids[i + 1]
+    if #matches / 2 >= wanted then break end
+  end
+end
+if #dead > 0 then redis.call('ZREM', KEYS[1], unpack(dead)) end
+return {walked, #dead, matches}
 """
 _CANCEL_REQUESTS = """
 local asked = {}
@@ -190,6 +284,6 @@ return asked
 """
 SCRIPTS = {
     "create": _CREATE, "restore": _RESTORE, "mark_running": _MARK_RUNNING, "progress": _PROGRESS,
-    "heartbeat": _HEARTBEAT, "finish": _FINISH, "requeue": _REQUEUE, "cancel": _CANCEL,
-    "dismiss": _DISMISS, "cancel_requests": _CANCEL_REQUESTS,
+    "heartbeat": _HEARTBEAT, "finish": _FINISH, "requeue": _REQUEUE, "retry": _RETRY, "cancel": _CANCEL,
+    "dismiss": _DISMISS, "cancel_requests": _CANCEL_REQUESTS, "filter_index": _FILTER_INDEX,
 }

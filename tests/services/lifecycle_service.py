@@ -135,3 +135,19 @@ class LifecycleService(object):
         """Return ``text`` at once."""
         kw["update_progress"](1.0)
         return text
+
+    @ladonize(PORTABLE_STRING, rtype=int, tasktype=True)
+    def failFirst(self, counter, **kw):
+        """Fail the first attempt (it has no retries of its own); a later one returns
+        the attempt number."""
+        attempt = _count(counter)
+        kw["update_progress"](0.5, message="attempt %d" % attempt)
+        if attempt == 1:
+            raise ValueError("attempt 1 fails on purpose")
+        return attempt
+
+    @ladonize(PORTABLE_STRING, float, rtype=int, tasktype={"unique": True})
+    def single(self, counter, seconds, **kw):
+        """A unique task: count the start in ``counter``, then report progress for ``seconds``."""
+        _count(counter)
+        return _spin(seconds, kw["update_progress"])

@@ -1,0 +1,110 @@
+"""What administrators do through the Redis store: retry a task, pause and resume
+methods, read the metrics' counts.
+
+``{prefix}:paused`` is a hash of paused methods (``*``: every one) -> when; the
+``mark_running`` script reads it, so a pause holds on every host from its answer on.
+``{prefix}:metrics`` is a hash of counters, written by the scripts that change a task
+(``event|method``, ``bucket<i>|method``, ``sum|method``): every process reads the same
+numbers. Gauges are counted from the live index when asked, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ladon_tasks.constants import METRICS_KEY, PAUSED_KEY, TASK_KEY
+from ladon_tasks.metrics import DURATION_BUCKETS, EVENTS, MethodMetrics
+from ladon_tasks.task import TaskState
+
+#: Live task ids whose method and state one round trip reads, counting the gauges.
+GAUGE_BATCH = 1000
+_GAUGED = {TaskState.QUEUED.value: "queued", TaskState.RUNNING.value: "running"}
+
+
+class RedisOperations:
+    """Mixin of RedisStore: retry, pause and resume, metrics."""
+
+    key_prefix: str
+    live_ttl: int
+    live_index_key: str
+    client: Any
+    _call: Callable[..., Any]
+    _script: Callable[..., int]
+    _indexed_keys: Callable[[str], list[str]]
+    live: Any
+    ended: Any
+
+    @property
+    def paused_key(self) -> str:
+        return f"{self.key_prefix}:{PAUSED_KEY}"
+
+    @property
+    def metrics_key(self) -> str:
+        return f"{self.key_prefix}:{METRICS_KEY}"
+
+    def retry(self, task_id: str, attempt: int, owner: str) -> bool:
+        self.live.forget(task_id)
+        self.ended.forget(task_id)
+        return bool(self._call("retry", lambda: self._script(
+            "retry", self._indexed_keys(task_id), [str(attempt), owner, self.live_ttl, task_id])))
+
+    def pause(self, method: str, now: float) -> None:
+        self._call("pause", lambda: self.client.hsetnx(self.paused_key, method, repr(now)))
+
+    def resume(self, method: str | None) -> None:
+        if method is None:
+            self._call("resume", lambda: self.client.delete(self.paused_key))
+        else:
+            self._call("resume", lambda: self.client.hdel(self.paused_key, method))
+
+    def paused(self) -> dict[str, float]:
+        found = self._call("read pauses", lambda: self.client.hgetall(self.paused_key))
+        return {method: float(since) for method, since in found.items()}
+
+    def metrics(self) -> dict[str, MethodMetrics]:
+        raw = self._call("read metrics", lambda: self.client.hgetall(self.metrics_key))
+        methods: dict[str, MethodMetrics] = {}
+
+        def of(method: str) -> MethodMetrics:
+            return methods.setdefault(method, MethodMetrics(method))
+
+        for name, value in raw.items():
+            kind, _, method = name.partition("|")
+            if kind in EVENTS:
+                of(method).events[kind] = int(value)
+            elif kind == "sum":
+                of(method).duration_sum = float(value)
+            elif kind.startswith("bucket") and kind[6:].isdigit() and int(kind[6:]) <= len(DURATION_BUCKETS):
+                of(method).buckets[int(kind[6:])] = int(value)
+        for method, state in self._live_tasks():
+            if state in _GAUGED:
+                counts = of(method)
+                setattr(counts, _GAUGED[state], getattr(counts, _GAUGED[state]) + 1)
+        return dict(sorted(methods.items()))
+
+    def _live_tasks(self) -> list[tuple[str, str]]:
+        """``(method, state)`` of every task in the live index, read in batches."""
+        found: list[tuple[str, str]] = []
+        start = 0
+        prefix = f"{self.key_prefix}:{TASK_KEY}:"
+        while True:
+            ids = self._call("read live index", lambda first=start: self.client.zrange(
+                self.live_index_key, first, first + GAUGE_BATCH - 1))
+            if not ids:
+                return found
+
+            def read(pipe: Any, batch: list[str] = ids) -> None:
+                for task_id in batch:
+                    pipe.hmget(prefix + task_id, ("method", "state", "dismissed"))
+
+            rows = self._call("read live tasks", lambda: self._pipelined(read))
+            found += [(method, state) for method, state, dismissed in rows
+                      if method is not None and dismissed != "1"]
+            if len(ids) < GAUGE_BATCH:
+                return found
+            start += GAUGE_BATCH
+
+    def _pipelined(self, fill: Callable[[Any], None]) -> list:
+        pipe = self.client.pipeline(transaction=False)
+        fill(pipe)
+        return pipe.execute()
