@@ -3,9 +3,9 @@
 Counters (:data:`EVENTS`) only grow, from the store's first task on: the Redis store keeps
 them in Redis, written by the same scripts that change a task, so every process and host
 reads the same numbers (kept :data:`METRICS_TTL` after the last change); the memory store
-in its process. Gauges (queued, running) are
-counted from the live tasks when asked, so they cannot drift. Durations are of every run
-that ended after it started, in the buckets of :data:`DURATION_BUCKETS`.
+in its process. Gauges (queued, running) are counted from the live tasks (Redis: when
+asked, so they cannot drift). Durations are of every run that ended after it started, in
+the buckets of :data:`DURATION_BUCKETS`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ class MethodMetrics:
     #: Runs per duration bucket (not cumulative), ``len(DURATION_BUCKETS) + 1`` of them.
     buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
+
+    def count_live(self, state: str, change: int = 1) -> None:
+        """Count one task more (``change`` -1: fewer) in ``state`` (a TaskState or its
+        value), if it is a gauged one: queued or running."""
+        if state == "queued":
+            self.queued += change
+        elif state == "running":
+            self.running += change
 
     @property
     def runs(self) -> int:

@@ -72,12 +72,14 @@ def task_keywords(spec: TaskMethodSpec, kw: dict) -> dict:
 
 
 def make_call(spec: TaskMethodSpec, instance: Any, args: tuple, kw: dict,
-              checked: bool = False) -> TaskCall:
+              checked: bool = False, keeps_arguments: bool = False) -> TaskCall:
     """``call(update_progress)`` running the user's method as Ladon's docs promise (its
     result checked against the rtype if ``checked``); ``call.last_call`` hands the
-    arguments over to the method and keeps none (see :mod:`~ladon_tasks.ladon_glue.calls`)."""
+    arguments over to the method and keeps none, unless ``keeps_arguments`` (see
+    :mod:`~ladon_tasks.ladon_glue.calls`)."""
     check = partial(check_result, spec) if checked else None
-    return TaskCall(spec.func, instance, args, kw if spec.takes_keywords else None, check)
+    return TaskCall(spec.func, instance, args, kw if spec.takes_keywords else None, check,
+                    keeps_arguments)
 
 
 def keeps_arguments(kw: dict) -> bool:
@@ -253,8 +255,8 @@ def make_start(spec: TaskMethodSpec) -> Callable:
                 if spec.options.unique:
                     unique = unique_key(spec, job["payload"]["args"], caller)
             else:
-                job = make_call(spec, self, args, task_kw, checked=True)
-                job.keeps_arguments = keeps_arguments(kw)
+                job = make_call(spec, self, args, task_kw, checked=True,
+                                keeps_arguments=keeps_arguments(kw))
                 if spec.options.unique:
                     unique = unique_key(spec, encoded_arguments(spec, args), caller)
             task_id = engine.start(spec.qualified_name, job, spec.mode, spec.redis_url,

@@ -7,9 +7,6 @@ import copy
 from ladon_tasks.metrics import MethodMetrics, bucket_of
 from ladon_tasks.task import TaskState
 
-#: The states a gauge counts.
-_GAUGED = {TaskState.QUEUED: "queued", TaskState.RUNNING: "running"}
-
 
 class MemoryMetrics:
     """Counters, gauges and durations per method. Not locked: the store calls it under
@@ -27,10 +24,9 @@ class MemoryMetrics:
     def moved(self, method: str, was: TaskState | None, now: TaskState) -> None:
         """A task of ``method`` went from ``was`` (None: it is new) to ``now``."""
         counts = self._of(method)
-        if was in _GAUGED:
-            setattr(counts, _GAUGED[was], getattr(counts, _GAUGED[was]) - 1)
-        if now in _GAUGED:
-            setattr(counts, _GAUGED[now], getattr(counts, _GAUGED[now]) + 1)
+        if was is not None:
+            counts.count_live(was, -1)
+        counts.count_live(now)
         if now is TaskState.RUNNING:
             counts.events["started"] += 1
         elif now is TaskState.QUEUED and was is not None:

@@ -99,9 +99,8 @@ class TaskIndex:
             walked, removed, matches = self._call("list tasks", lambda args=args: self._run(
                 "filter_index", [index_key], args))
             pairs = [(matches[i], float(matches[i + 1])) for i in range(0, len(matches), 2)]
-            pairs = [(task_id, score) for task_id, score in pairs if query.before_cursor((score, task_id))]
-            for task_id, values in zip([t for t, _ in pairs], self._read_rows([t for t, _ in pairs]),
-                                       strict=True):
+            ids = [task_id for task_id, score in pairs if query.before_cursor((score, task_id))]
+            for task_id, values in zip(ids, self._read_rows(ids), strict=True):
                 if values[1] is not None and values[DISMISSED_AT] != "1":
                     found.append(record_from_fields(task_id, values))
             offset += int(walked) - int(removed)
@@ -109,14 +108,16 @@ class TaskIndex:
                 break  # the index has no more
         return found[:query.limit + 1]
 
-    def _read_rows(self, task_ids: list[str]) -> list[list[str | None]]:
+    def _read_rows(self, task_ids: list[str], fields: tuple[str, ...] = FIELDS,
+                   what: str = "list tasks") -> list[list[str | None]]:
+        """``fields`` of each task's hash, in one pipelined round trip (``what`` it is for)."""
         def read() -> list:
             pipe = self.client.pipeline(transaction=False)
             for task_id in task_ids:
-                pipe.hmget(f"{self.key_prefix}:{TASK_KEY}:{task_id}", FIELDS)
+                pipe.hmget(f"{self.key_prefix}:{TASK_KEY}:{task_id}", fields)
             return pipe.execute()
 
-        return self._call("list tasks", read)
+        return self._call(what, read)
 
 
 _METHOD, _STATE, _CALLER = FIELDS.index("method"), FIELDS.index("state"), FIELDS.index("caller")

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ladon_tasks.constants import METRICS_KEY, PAUSED_KEY, TASK_KEY
+from ladon_tasks.constants import METRICS_KEY, PAUSED_KEY
 from ladon_tasks.metrics import DURATION_BUCKETS, EVENTS, MethodMetrics
-from ladon_tasks.task import TaskState
 
 #: Live task ids whose method and state one round trip reads, counting the gauges.
 GAUGE_BATCH = 1000
-_GAUGED = {TaskState.QUEUED.value: "queued", TaskState.RUNNING.value: "running"}
 
 
 class RedisOperations:
@@ -31,6 +29,7 @@ class RedisOperations:
     _call: Callable[..., Any]
     _script: Callable[..., int]
     _indexed_keys: Callable[[str], list[str]]
+    _read_rows: Callable[..., list]
     live: Any
     ended: Any
 
@@ -77,34 +76,21 @@ class RedisOperations:
             elif kind.startswith("bucket") and kind[6:].isdigit() and int(kind[6:]) <= len(DURATION_BUCKETS):
                 of(method).buckets[int(kind[6:])] = int(value)
         for method, state in self._live_tasks():
-            if state in _GAUGED:
-                counts = of(method)
-                setattr(counts, _GAUGED[state], getattr(counts, _GAUGED[state]) + 1)
+            of(method).count_live(state)
         return dict(sorted(methods.items()))
 
     def _live_tasks(self) -> list[tuple[str, str]]:
         """``(method, state)`` of every task in the live index, read in batches."""
         found: list[tuple[str, str]] = []
         start = 0
-        prefix = f"{self.key_prefix}:{TASK_KEY}:"
         while True:
             ids = self._call("read live index", lambda first=start: self.client.zrange(
                 self.live_index_key, first, first + GAUGE_BATCH - 1))
             if not ids:
                 return found
-
-            def read(pipe: Any, batch: list[str] = ids) -> None:
-                for task_id in batch:
-                    pipe.hmget(prefix + task_id, ("method", "state", "dismissed"))
-
-            rows = self._call("read live tasks", lambda: self._pipelined(read))
+            rows = self._read_rows(ids, ("method", "state", "dismissed"), "read live tasks")
             found += [(method, state) for method, state, dismissed in rows
                       if method is not None and dismissed != "1"]
             if len(ids) < GAUGE_BATCH:
                 return found
             start += GAUGE_BATCH
-
-    def _pipelined(self, fill: Callable[[Any], None]) -> list:
-        pipe = self.client.pipeline(transaction=False)
-        fill(pipe)
-        return pipe.execute()
