@@ -18,6 +18,7 @@ setup(
         "werkzeug>=3",
         "defusedxml>=0.7",
         "prometheus-client>=0.17",
+        "orjson>=3.9",
     ],
     extras_require={
         "client": ["rich>=13", "zeep>=4.2"],

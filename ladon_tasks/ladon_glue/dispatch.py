@@ -24,7 +24,13 @@ from typing import Any
 
 from ladon.exceptions.ladonizer import ReturnTypeMismatch
 from ladon.exceptions.service import ClientFault, ServiceFault
-from ladon.server import LOG_EXECUTION_TIME, LOG_JSON_FORMAT, LOG_REQUEST_ACCESS, LOG_REQUEST_DICT
+from ladon.server import (
+    LOG_EXECUTION_TIME,
+    LOG_JSON_FORMAT,
+    LOG_REQUEST_ACCESS,
+    LOG_REQUEST_DICT,
+    LOG_RESPONSE_DICT,
+)
 from ladon.server.customresponse import CustomResponse
 from ladon.server.dispatcher import Dispatcher, get_client_address
 from ladon.tools.multiparthandler import AttachmentHandler
@@ -32,8 +38,8 @@ from ladon.types.typeconverter import TypeConverter
 
 from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_FAULT_STATUS_KEY
 from ladon_tasks.ladon_glue.arguments import ArgumentConverter, type_name
-from ladon_tasks.ladon_glue.ended_answers import ENDED_ANSWERS, answer_key
 from ladon_tasks.ladon_glue.guard import known_charset
+from ladon_tasks.ladon_glue.progress_answers import progress_answer
 from ladon_tasks.ladon_glue.replies import FAULT_FORMATS, FaultParts, jsonrpc_answer
 from ladon_tasks.ladon_glue.request_faults import InternalError, UnknownMethod, shown
 from ladon_tasks.ladon_glue.request_readers import READERS, Reply, Request
@@ -112,13 +118,11 @@ class TaskDispatcher(Dispatcher):
                 reply: Reply, log_line: dict) -> Any:
         if isinstance(result, CustomResponse):
             return result
-        key = None if reply.reflection is not None else answer_key(
-            interface, method.sinfo.servicename, method.name(), self.response_encoding, result)
-        if key is not None:
-            kept = ENDED_ANSWERS.get(key)
-            if kept is not None:
+        if not self.logging & LOG_RESPONSE_DICT:
+            encoded = progress_answer(interface, method, result, reply, self.response_encoding)
+            if encoded is not None:
                 self._log_access(log_line, export_dict)
-                return kept
+                return encoded
         try:
             res_dict = self.result_to_dict(method, result, tc, export_dict["response_attachments"],
                                            log_line=log_line)
@@ -132,10 +136,7 @@ class TaskDispatcher(Dispatcher):
             return jsonrpc_answer(res_dict["result"], reply, self.response_encoding)
         if reply.reflection is not None:
             res_dict["reflection"] = reply.reflection
-        answer = self.iface.build_response(res_dict, encoding=self.response_encoding)
-        if key is not None:
-            ENDED_ANSWERS.keep(key, answer)
-        return answer
+        return self.iface.build_response(res_dict, encoding=self.response_encoding)
 
     def _fault(self, interface: str, fault: ServiceFault, reply: Reply, export_dict: dict,
                unexpected: bool) -> bytes:

@@ -88,9 +88,14 @@ def jsonrpc_fault(fault: ServiceFault, parts: FaultParts, reply: Reply, encoding
 
 
 def jsonrpc_answer(result: Any, reply: Reply, encoding: str) -> bytes:
+    return _json(jsonrpc_document(result, reply), encoding)
+
+
+def jsonrpc_document(result: Any, reply: Reply) -> dict:
+    """The JSON-RPC answer carrying ``result``, in the shape of the request's version."""
     if reply.jsonrpc2:
-        return _json({"jsonrpc": "2.0", "result": result, "id": reply.request_id}, encoding)
-    return _json({"result": result, "error": None, "id": reply.request_id}, encoding)
+        return {"jsonrpc": "2.0", "result": result, "id": reply.request_id}
+    return {"result": result, "error": None, "id": reply.request_id}
 
 
 def soap_fault(fault: ServiceFault, parts: FaultParts, reply: Reply, encoding: str) -> bytes:
