@@ -395,3 +395,23 @@ def collect_logs() -> Iterator[Callable[[str], Collect]]:
     yield attach
     for logger, handler in attached:
         logger.removeHandler(handler)
+
+
+# -- the status page's browser (tests/status_browser.py) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for a module's tests."""
+    from status_browser import headless_chromium
+
+    with headless_chromium() as driver:
+        yield driver
+
+
+@pytest.fixture
+def status_page(serve: Callable, live_server: Callable, browser: Any) -> Iterator[Callable]:
+    """``status_page(**options)``: see ``status_browser.status_pages``."""
+    from status_browser import status_pages
+
+    yield from status_pages(serve, live_server, browser)

@@ -1,5 +1,6 @@
 """The status page at /_tasks/ in a real headless Chromium, against the real application on
-a live HTTP server: what it shows, that it keeps itself up to date, and its buttons.
+a live HTTP server: what it shows, that it keeps itself up to date, that it says when it
+cannot reach the server, and who may see it (its buttons: test_status_page_actions.py).
 
 The application is mounted under ``/as/root`` (tests' stand-in for Apache's authentication,
 see ``AsUser``), so the page also proves that it finds its API under a prefix.
@@ -7,175 +8,30 @@ see ``AsUser``), so the page also proves that it finds its API under a prefix.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import urllib.error
 import urllib.request
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 from conftest import free_port, make_app
-from helpers import wait_until
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from status_browser import (
+    DURATION,
+    FLAKY_ERROR,
+    SCREENSHOT,
+    StatusPage,
+    failed_flaky,
+    origin_of,
+    running_spin,
+    talking,
+)
 from test_caller_binding import PREFIX, AsUser, as_user
-from test_console_api import ADMIN, Http, is_root
+from test_console_api import ADMIN, is_root
 from test_lifecycle import SERVICE
 from werkzeug.serving import WSGIRequestHandler, make_server
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-#: Where a test run leaves a picture of the page with a running task and a failure.
-SCREENSHOT = "/tmp/status_page.png"
-#: What flaky's last failing attempt says (tests/services/lifecycle_service.py).
-FLAKY_ERROR = "ValueError: attempt 3 fails on purpose"
-#: A duration as the page writes it.
-DURATION = r"< 1 ms|\d+ ms|\d+\.\d s|\d+ min \d\d s"
-
-#: The cells of each row, the task's data attributes, its progress bar and its button.
-_ROWS_SCRIPT = """
-return Array.from(document.querySelectorAll('#' + arguments[0] + ' tbody tr')).map((row) => {
-  const cells = {};
-  for (const td of row.cells) {
-    const name = Array.from(td.classList).find((item) => item.startsWith('c-'));
-    if (name) { cells[name.slice(2)] = td.textContent.trim(); }
-  }
-  const bar = row.querySelector('progress');
-  const button = row.querySelector('button[data-action]');
-  return {key: row.dataset.key, task_id: row.dataset.taskId || null, state: row.dataset.state || null,
-          attempt: row.dataset.attempt || null, bar: bar ? bar.value : null,
-          action: button ? button.dataset.action : null, cells: cells};
-});
-"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    """One headless Chromium for the module's tests, its console kept at every level."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        pytest.fail(f"the status page tests need {' and '.join(missing)}: "
-                    "apt-get install -y chromium chromium-driver", pytrace=False)
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1100",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-extensions", "--disable-sync"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # A Service with its path given: Selenium Manager is never asked (it would go online).
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-class StatusPage:
-    """The page in the browser, read through small scripts (a row may be replaced between
-    finding it and reading it; a script reads it whole)."""
-
-    def __init__(self, driver: webdriver.Chrome, url: str) -> None:
-        self.driver = driver
-        self.url = url
-        self.console = Http(url)
-
-    def open(self, path: str = "/_tasks/") -> StatusPage:
-        self.driver.get(f"{self.url}{PREFIX}{ADMIN}{path}")
-        self.wait(lambda: self.text("updated").startswith("updated"), "the page's first refresh")
-        return self
-
-    def wait(self, condition: Callable[[], Any], message: str, timeout: float = 30) -> Any:
-        return wait_until(condition, timeout=timeout, interval=0.1, message=message)
-
-    def text(self, element_id: str) -> str:
-        return self.driver.find_element(By.ID, element_id).text.strip()
-
-    def shown(self, element_id: str) -> bool:
-        return self.driver.find_element(By.ID, element_id).is_displayed()
-
-    def rows(self, table: str) -> list[dict[str, Any]]:
-        return self.driver.execute_script(_ROWS_SCRIPT, table)
-
-    def row(self, table: str, key: str) -> dict[str, Any] | None:
-        return next((row for row in self.rows(table) if row["key"] == key), None)
-
-    def wait_row(self, table: str, key: str, check: Callable[[dict], Any] = bool, what: str = "") -> dict:
-        """The row of ``key`` in ``table`` once ``check`` holds for it."""
-        return self.wait(lambda: (row := self.row(table, key)) is not None and check(row) and row,
-                         f"{key} in #{table} {what}".strip())
-
-    def click(self, table: str, task_id: str, action: str) -> None:
-        self.driver.find_element(
-            By.CSS_SELECTOR, f"#{table} tr[data-task-id='{task_id}'] button[data-action='{action}']").click()
-
-    def refreshes(self) -> str:
-        """Wait for a refresh after now: the header's time changes (once a second at most)."""
-        before = self.text("updated")
-        return self.wait(lambda: (now := self.text("updated")) != before and now, "the page to refresh")
-
-    def screenshot(self, path: str) -> None:
-        """Save the whole page, not only what the window shows."""
-        size = self.driver.get_window_size()
-        height = self.driver.execute_script("return document.documentElement.scrollHeight;")
-        self.driver.set_window_size(size["width"], max(size["height"], height + 150))
-        try:
-            self.driver.save_screenshot(path)
-        finally:
-            self.driver.set_window_size(size["width"], size["height"])
-
-    def console_problems(self, *allowed: str) -> list[dict]:
-        """The browser console's warnings and errors since the last call, but those matching
-        one of ``allowed`` (regular expressions)."""
-        return [entry for entry in self.driver.get_log("browser")
-                if entry["level"] in ("WARNING", "SEVERE")
-                and not any(re.search(pattern, entry["message"]) for pattern in allowed)]
-
-
-@pytest.fixture
-def status_page(serve: Callable, live_server: Callable, browser: webdriver.Chrome) -> Iterator[Callable]:
-    """``status_page(**options)``: the lifecycle service in this test's mode, root its
-    administrator, and the page of its console (not opened yet)."""
-    browser.get_log("browser")  # what earlier tests left
-
-    def start(**options: Any) -> StatusPage:
-        url = live_server(AsUser(serve(admin=is_root, **options))).url
-        return StatusPage(browser, url)
-
-    yield start
-    browser.get("about:blank")  # stop polling before the server goes
-
-
-def origin_of(url: str) -> dict[str, str]:
-    return {"Origin": url}
-
-
-def failed_flaky(url: str, counter: Path, caller: str | None = None) -> str:
-    """A flaky task that failed its three attempts (two retries)."""
-    client = as_user(url, "jsonwsp", caller)
-    task_id = client.start("flaky", counter=str(counter), failures=3)
-    assert client.wait_done("flaky", task_id)["state"] == "failed"
-    return task_id
-
-
-def talking(url: str, caller: str = "bob") -> str:
-    """A running talker task: a step (and a message saying which) every 0.1 s for 30 s."""
-    client = as_user(url, "jsonwsp", caller)
-    task_id = client.start("talker", steps=300, pause=0.1)
-    wait_until(lambda: client.progress("talker", task_id)["state"] == "running", message="the talker to run")
-    return task_id
-
-
-def running_spin(url: str, marker: Path, caller: str | None = "bob", seconds: float = 60.0) -> str:
-    client = as_user(url, "jsonwsp", caller)
-    task_id = client.start("spin", marker=str(marker), seconds=seconds)
-    wait_until(lambda: client.progress("spin", task_id)["state"] == "running", message="the spin task to run")
-    return task_id
-
 
 # -- what the page shows ------------------------------------------------------------------
 
@@ -257,86 +113,6 @@ def test_the_page_finds_its_api_without_the_trailing_slash_and_logs_nothing(stat
         page.refreshes()
     assert page.console_problems() == []
     page.console.post(f"api/tasks/{running}/cancel", **origin_of(page.url))
-
-
-# -- its buttons --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("mode", ["thread", "process"])
-def test_the_cancel_button_cancels_a_running_task(status_page, tmp_path):
-    page = status_page()
-    running = running_spin(page.url, tmp_path / "spin")
-    page.open()
-    page.wait_row("active", running)
-    page.click("active", running, "cancel")
-    page.wait(lambda: page.console.get(f"api/tasks/{running}")["state"] == "cancelled",
-              "the task to be cancelled")
-    page.wait(lambda: page.row("active", running) is None, "the task to leave the running table")
-    row = page.wait_row("recent", running, lambda row: row["state"] == "cancelled", "as cancelled")
-    assert row["action"] == "retry"
-    assert not page.shown("action-error")
-    assert page.console_problems() == []
-
-
-@pytest.mark.parametrize("mode", ["thread"])
-def test_the_retry_button_queues_a_failed_task_again_and_shows_a_refusal(status_page, tmp_path):
-    page = status_page()
-    first = failed_flaky(page.url, tmp_path / "first")
-    second = failed_flaky(page.url, tmp_path / "second")
-    page.open()
-    page.wait_row("failures", first)
-    page.click("failures", first, "retry")
-    done = page.wait(lambda: (row := page.console.get(f"api/tasks/{first}"))["state"] == "succeeded" and row,
-                     "the retried task to succeed")
-    assert done["attempt"] == 4  # flaky's fourth attempt succeeds
-    page.wait(lambda: page.row("failures", first) is None, "the task to leave the failures")
-    page.wait_row("recent", first, lambda row: row["state"] == "succeeded" and row["attempt"] == "4")
-
-    # Retried elsewhere while the page (not refreshing) still offers it: the API refuses.
-    page.wait_row("failures", second)
-    page.driver.find_element(By.ID, "auto-refresh").click()
-    page.wait(lambda: page.driver.execute_script("return document.body.dataset.refreshing === 'false';"),
-              "the refresh on its way, if any, to end")
-    page.console.post(f"api/tasks/{second}/retry", **origin_of(page.url))
-    page.wait(lambda: page.console.get(f"api/tasks/{second}")["state"] == "succeeded",
-              "the second task to succeed")
-    page.click("failures", second, "retry")
-    page.wait(lambda: page.shown("action-error"), "the refusal to show")
-    assert page.text("action-error-text").startswith(f"Could not retry task {second}: NotRetryable: ")
-    page.wait(lambda: page.row("failures", second) is None, "the page to refresh after the click")
-    page.driver.find_element(By.ID, "action-error-close").click()
-    assert not page.shown("action-error")
-    assert page.console_problems(r"status of 409") == []
-
-
-@pytest.mark.parametrize("mode", ["thread"])
-def test_the_pause_buttons_hold_queued_tasks_and_let_them_go(status_page):
-    page = status_page()
-    alice = as_user(page.url, "jsonwsp", "alice")
-    alice.wait_done("quick", alice.start("quick", text="before"))
-    page.open()
-    page.driver.find_element(By.ID, "pause-all").click()
-    page.wait(lambda: page.console.get("api/summary")["paused"]["all"], "every method to be paused")
-    held = alice.start("quick", text="held")
-    row = page.wait_row("active", held)
-    assert row["state"] == "queued" and row["action"] == "cancel"
-    page.wait(lambda: page.text("paused-state") == "Paused: no queued task starts", "the pause to show")
-    page.refreshes()
-    assert page.console.get(f"api/tasks/{held}")["state"] == "queued"
-
-    page.driver.find_element(By.ID, "resume-all").click()
-    assert alice.wait_done("quick", held)["state"] == "succeeded"
-    page.wait(lambda: page.text("paused-state") == "Running: queued tasks start", "the resume to show")
-
-    quick = f"{SERVICE}.quick"
-    toggle = f"#methods tr[data-key='{quick}'] button[data-action='%s']"
-    page.driver.find_element(By.CSS_SELECTOR, toggle % "pause").click()
-    page.wait(lambda: page.console.get("api/summary")["paused"]["methods"] == [quick], "quick to be paused")
-    page.wait(lambda: page.text("paused-state") == f"Paused: {quick}", "the method's pause to show")
-    page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, toggle % "resume"), "its resume button")
-    page.driver.find_element(By.CSS_SELECTOR, toggle % "resume").click()
-    page.wait(lambda: page.console.get("api/summary")["paused"]["methods"] == [], "quick to be resumed")
-    assert page.console_problems() == []
 
 
 # -- when the server is away, and who may see the page ---------------------------------------

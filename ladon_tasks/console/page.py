@@ -15,6 +15,8 @@ from typing import Callable, Iterable, NamedTuple
 
 #: The directory of the page's files, in this package.
 STATIC = "static"
+#: The script's parts, in order: one inline script (and one hash) made of them all.
+SCRIPTS = ("status_format.js", "status.js")
 
 
 class Page(NamedTuple):
@@ -37,7 +39,7 @@ def _source_hash(text: str) -> str:
 @lru_cache(maxsize=1)
 def build_page() -> Page:
     """The page, read and assembled once (at the first request: importing reads nothing)."""
-    style, script = _asset("status.css"), _asset("status.js")
+    style, script = _asset("status.css"), "\n".join(_asset(name) for name in SCRIPTS)
     if "</" in style or "</script" in script.lower():
         raise ValueError("the page's style or script would end its own element early")
     html = _asset("status.html").replace("{{style}}", style, 1).replace("{{script}}", script, 1)

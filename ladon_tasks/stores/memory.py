@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from typing import Any
@@ -13,6 +12,7 @@ from ladon_tasks.listing import TaskQuery
 from ladon_tasks.metrics import MethodMetrics
 from ladon_tasks.sizes import json_size, too_large
 from ladon_tasks.stores.base import ProgressSink, TaskStore
+from ladon_tasks.stores.counted_lock import CountedLock
 from ladon_tasks.stores.end_signals import EndSignals
 from ladon_tasks.stores.memory_index import MemoryIndex
 from ladon_tasks.stores.memory_metrics import MemoryMetrics
@@ -63,7 +63,7 @@ class MemoryStore(TaskStore):
         #: A unique task's key -> its id, and back, while it is queued or running.
         self._unique: dict[str, str] = {}
         self._unique_of: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._lock = CountedLock()
         self.end_signals = EndSignals()
 
     def __len__(self) -> int:
@@ -135,12 +135,17 @@ class MemoryStore(TaskStore):
             return self._jobs.get(task_id) if self._live(task_id) is not None else None
 
     def get(self, task_id: str) -> TaskRecord | None:
-        # An ended record changes no more: read without the lock while none is due to
-        # expire (polls of ended tasks from many threads do not queue on it).
+        # Polls from many threads do not queue on the lock: while no record is due to
+        # expire, the record is copied without it if nobody held it during the copy (see
+        # CountedLock; progress reports write without the lock, one value at a time).
+        lock = self._lock
+        releases = lock.releases
         record = self._records.get(task_id)
-        if record is not None and record.state.done and not self._expiry_due() \
+        if record is not None and not lock.locked() and not self._expiry_due() \
                 and task_id not in self._dismissed:
-            return snapshot(record)
+            copy = snapshot(record)
+            if not lock.locked() and lock.releases == releases:
+                return copy
         with self._lock:
             self._purge_expired(time.monotonic())
             record = self._live(task_id)

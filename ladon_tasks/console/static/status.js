@@ -88,7 +88,7 @@
       showTasks("failures", newestEnded(failed.tasks.concat(lost.tasks)).slice(0, FAILURES), FAILURE_CELLS);
       showTasks("recent", newest.tasks, RECENT_CELLS);
       lastGood = new Date();
-      byId("updated").textContent = "updated " + clock(lastGood);
+      byId("updated").textContent = "updated " + format.clock(lastGood);
       showConnection(null);
     } catch (error) {
       showConnection(error instanceof Problem ? error : new Problem(true, "", String(error)));
@@ -118,7 +118,7 @@
       line.textContent = "";
       return;
     }
-    const since = lastGood ? " The figures below are from " + clock(lastGood) + "." : "";
+    const since = lastGood ? " The figures below are from " + format.clock(lastGood) + "." : "";
     const retry = auto.checked ? " Trying again every " + REFRESH_MS / 1000 + " s." : "";
     line.dataset.reached = String(problem.reached);
     line.textContent = (problem.reached ? "The server could not answer: " : "Could not reach the server: ")
@@ -146,7 +146,7 @@
 
   function showTotals(totals) {
     for (const name of COUNTS) {
-      byId("count-" + name).textContent = count(totals[name]);
+      byId("count-" + name).textContent = format.count(totals[name]);
     }
   }
 
@@ -156,10 +156,10 @@
     syncRows("methods", methods, (item) => item.method, cells, (row, item) => {
       cell(row, "method").textContent = item.method;
       for (const name of COUNTS) {
-        cell(row, name).textContent = count(item[name]);
+        cell(row, name).textContent = format.count(item[name]);
       }
-      cell(row, "p50").textContent = duration(item.p50);
-      cell(row, "p90").textContent = duration(item.p90);
+      cell(row, "p50").textContent = format.duration(item.p50);
+      cell(row, "p90").textContent = format.duration(item.p90);
       row.classList.toggle("idle", COUNTS.every((name) => !item[name]));
       const held = paused.all || pausedMethods.has(item.method);
       row.dataset.paused = String(held);
@@ -202,13 +202,13 @@
       const bar = ensure(td, "progress", "bar");
       bar.max = 1;
       bar.value = task.progress;
-      ensure(td, "span", "pct").textContent = percent(task.progress);
+      ensure(td, "span", "pct").textContent = format.percent(task.progress);
     },
     // A task's progress reads 1.0 however it ended: only a success's 100% means anything.
-    percent: (td, task) => { td.textContent = ENDED_BADLY.has(task.state) ? "–" : percent(task.progress); },
+    percent: (td, task) => { td.textContent = ENDED_BADLY.has(task.state) ? "–" : format.percent(task.progress); },
     message: (td, task) => { td.textContent = task.message; },
-    duration: (td, task) => { td.textContent = task.started ? duration(task.duration) : "–"; },
-    silent: (td, task) => { td.textContent = task.state === "running" ? duration(task.silent_for) : "–"; },
+    duration: (td, task) => { td.textContent = task.started ? format.duration(task.duration) : "–"; },
+    silent: (td, task) => { td.textContent = task.state === "running" ? format.duration(task.silent_for) : "–"; },
     health: (td, task) => {
       if (task.health === null) {
         td.textContent = "–";
@@ -220,8 +220,8 @@
     },
     attempt: (td, task) => { td.textContent = String(task.attempt); },
     error: (td, task) => { td.textContent = task.error; },
-    created: (td, task) => { when(td, task.created); },
-    finished: (td, task) => { when(td, task.finished); },
+    created: (td, task) => { format.when(td, task.created); },
+    finished: (td, task) => { format.when(td, task.finished); },
     actions: (td, task) => {
       if (NOT_ENDED.has(task.state)) {
         const asked = Boolean(task.cancel_requested);
@@ -365,54 +365,6 @@
   function showActionError(text) {
     byId("action-error-text").textContent = text || "";
     byId("action-error").hidden = !text;
-  }
-
-  // -- formatting ----------------------------------------------------------------------
-
-  const pad = (number) => String(number).padStart(2, "0");
-
-  function count(value) {
-    return typeof value === "number" ? value.toLocaleString("en") : "–";
-  }
-
-  function percent(progress) {
-    return Math.floor(Math.max(0, Math.min(1, progress)) * 100) + "%";
-  }
-
-  /** Seconds as people read them: ``< 1 ms``, ``340 ms``, ``4.2 s``, ``3 min 05 s``, ``2 h 07 min``. */
-  function duration(seconds) {
-    if (typeof seconds !== "number") {
-      return "–";
-    }
-    if (seconds < 0.001) {
-      return "< 1 ms";
-    }
-    if (seconds < 1) {
-      return Math.round(seconds * 1000) + " ms";
-    }
-    if (seconds < 60) {
-      return seconds.toFixed(1) + " s";
-    }
-    const minutes = Math.floor(seconds / 60);
-    if (minutes < 60) {
-      return minutes + " min " + pad(Math.floor(seconds % 60)) + " s";
-    }
-    return Math.floor(minutes / 60) + " h " + pad(minutes % 60) + " min";
-  }
-
-  /** A moment in local time: ``07:41:02`` today, ``2026-12-02 07:41`` before. */
-  function clock(moment) {
-    const now = new Date();
-    const time = pad(moment.getHours()) + ":" + pad(moment.getMinutes());
-    if (moment.toDateString() === now.toDateString()) {
-      return time + ":" + pad(moment.getSeconds());
-    }
-    return moment.getFullYear() + "-" + pad(moment.getMonth() + 1) + "-" + pad(moment.getDate()) + " " + time;
-  }
-
-  function when(td, stamp) {
-    td.textContent = stamp ? clock(new Date(stamp)) : "–";
-    td.title = stamp || "";
   }
 
   // -- start ---------------------------------------------------------------------------
