@@ -1,0 +1,149 @@
+"""Issue 11, P4: what a poll costs inside the application when many threads poll at once.
+
+    /tmp/benchvenv/bin/python benchmarks/poll_threads.py                      # about 2 minutes
+    /tmp/benchvenv/bin/python benchmarks/poll_threads.py --baseline e549752 --runs 3
+
+The thread-mode application is called directly (no HTTP, as ``app_cost.py`` does) by 1 and
+by 32 threads at once: the plain ``noop``, ``spinFor_progress`` of a running task (two
+tasks reporting every 10 ms), ``tiny_progress`` of an ended task and ``tiny_result``.
+A cell is the process's CPU microseconds per call, the least of 5 batches of 8,000 calls
+in each of ``--runs`` runs; the runs of this tree and of the baseline commit (a git
+worktree, ladon_tasks imported from it) alternate, each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import report
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+THREADS = (1, 32)
+CALLS = 8000
+BATCHES = 5
+PHASES = ("noop", "running", "ended", "result")
+
+
+def _batch(call: Callable[[bytes], dict], bodies: list[bytes], threads: int) -> float:
+    """CPU us per call of ``bodies`` sent by ``threads`` threads at once."""
+    share = len(bodies) // threads
+
+    def work(chunk: list[bytes]) -> None:
+        for body in chunk:
+            call(body)
+
+    chunks = [bodies[i * share:(i + 1) * share] for i in range(threads)]
+    workers = [threading.Thread(target=work, args=(chunk,)) for chunk in chunks]
+    cpu = time.process_time()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return (time.process_time() - cpu) / (share * threads) * 1e6
+
+
+def child() -> dict[str, float]:
+    """Run in the measured tree's process: ``{"<phase> <threads>": cpu_us}``."""
+    import app_cost
+    import serve
+
+    sys.path.insert(0, serve.SERVICES)
+    options = argparse.Namespace(mode="thread", redis_url=None, result_ttl=None, threads=8, processes=None)
+    app = serve.ladon_tasks_app("bench_service", options)
+    call = app_cost._caller(app, "BenchService")
+    body = app_cost._body
+    try:
+        ended = [call(body("tiny"))["result"]["task_id"] for _ in range(200)]
+        for task_id in ended:
+            app_cost._wait_done(call, task_id)
+        running = [call(body("spinFor", seconds=3600.0))["result"]["task_id"] for _ in range(2)]
+        deadline = time.monotonic() + 60
+        while any(call(body("spinFor_progress", task_id=task_id))["result"]["state"] != "running"
+                  for task_id in running):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the spinFor tasks did not start within 60 s")
+            time.sleep(0.01)
+        phases = {
+            "noop": [body("noop")] * CALLS,
+            "running": [body("spinFor_progress", task_id=running[i % 2]) for i in range(CALLS)],
+            "ended": [body("tiny_progress", task_id=ended[i % 200]) for i in range(CALLS)],
+            "result": [body("tiny_result", task_id=ended[i % 200]) for i in range(CALLS)],
+        }
+        found: dict[str, float] = {}
+        for threads in THREADS:
+            for _ in range(BATCHES):
+                for phase, bodies in phases.items():
+                    key = f"{phase} {threads}"
+                    found[key] = min(found.get(key, float("inf")), _batch(call, bodies, threads))
+        for task_id in running:
+            call(body("spinFor_cancel", task_id=task_id))
+        return found
+    finally:
+        app.close(grace_period=1)
+
+
+def measured(tree: Path) -> dict[str, float]:
+    """One child run with ladon_tasks imported from ``tree``."""
+    code = (f"import sys; sys.path.insert(0, {str(tree)!r}); sys.path.insert(1, {str(HERE)!r})\n"
+            "import json, poll_threads\nprint(json.dumps(poll_threads.child()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(HERE),
+                          timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the run in {tree} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def baseline_tree(commit: str, workdir: Path) -> Path:
+    tree = workdir / "baseline"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
+                   check=True, capture_output=True)
+    return tree
+
+
+def render(baseline: str, runs: dict[str, list[dict[str, float]]]) -> str:
+    best = {name: {key: min(run[key] for run in found) for key in found[0]} for name, found in runs.items()}
+    rows = []
+    for threads in THREADS:
+        for phase in PHASES:
+            key = f"{phase} {threads}"
+            then, now = best["baseline"][key], best["now"][key]
+            rows.append([phase, str(threads), f"{then:.1f}", f"{now:.1f}", report.ratio(now / then),
+                         report.ratio(best["now"][f"noop {threads}"] / now)])
+    return report.table(
+        f"P4. CPU us per call inside the application, thread mode, 1 and 32 calling threads "
+        f"(least of {BATCHES} x {len(runs['now'])} runs)",
+        ["call", "threads", f"baseline {baseline}", "now", "now / baseline", "noop / call, now"], rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="e549752", help="the commit to compare with")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="ladon-tasks-poll-threads-"))
+    tree = baseline_tree(args.baseline, workdir)
+    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "now": []}
+    try:
+        for turn in range(args.runs):
+            order = [("baseline", tree), ("now", ROOT)]
+            for name, root in order if turn % 2 == 0 else order[::-1]:
+                runs[name].append(measured(root))
+                print(f"  P4 run {turn + 1}: {name} done", file=sys.stderr, flush=True)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                       check=False, capture_output=True)
+    print(render(args.baseline, runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
