@@ -16,6 +16,8 @@ from ladon_tasks.ids import new_task_id
 from ladon_tasks.stores.base import TaskStore
 from ladon_tasks.stores.memory import MemoryStore
 from ladon_tasks.stores.redis import ENDED_CACHE_SECONDS, RedisStore, iter_task_keys
+from ladon_tasks.stores.redis_ended import EndedCopies
+from ladon_tasks.stores.redis_live import LiveCopies
 from ladon_tasks.task import (
     CANCELLED_QUEUED,
     HEALTH_OK,
@@ -747,3 +749,36 @@ def test_a_tasks_caller_is_kept_through_its_life_and_in_its_tombstones(make_stor
     store.dismiss(nobody.task_id, time.time())
     assert store.gone(nobody.task_id) == (Gone.DISMISSED, "")
     assert store.gone(new_task_id()) is None
+
+
+def test_a_retry_elsewhere_drops_the_other_processs_copy_of_the_ended_task(two_redis_stores):
+    here, there = two_redis_stores
+    record = running(here)
+    assert here.finish(record.task_id, TaskState.FAILED, time.time(), error="ValueError: once")
+    assert there.get(record.task_id).state is TaskState.FAILED  # starts its listener
+    wait_until(lambda: there._dismissals.live, message="the other store to subscribe")
+    assert there.get(record.task_id).state is TaskState.FAILED  # its copy: kept for result_ttl
+    assert here.retry(record.task_id, 2, OWNER)
+    again = wait_until(lambda: (found := there.get(record.task_id)).state is TaskState.QUEUED and found,
+                       timeout=10, interval=0.01, message="the published retry to reach the other store")
+    assert (again.attempt, again.error) == (2, "")
+
+
+def test_a_read_on_its_way_while_a_copy_is_dropped_keeps_nothing():
+    """What a read brings back from Redis may be older than the change that dropped a copy
+    meanwhile (a dismissal, a retry, an end): it is answered, but not kept."""
+    record = TaskRecord(task_id=new_task_id(), method="Service.method", created=time.time())
+    live = LiveCopies()
+    since = live.generation
+    live.forget("another task")
+    live.keep(record, since)
+    assert live.get(record.task_id) is None
+    live.keep(record, live.generation)
+    assert live.get(record.task_id).task_id == record.task_id
+    ended = EndedCopies()
+    since = ended.generation
+    ended.forget_all()
+    ended.keep(record, '"result"', time.time() + 60, since)
+    assert ended.entry(record.task_id) is None
+    ended.keep(record, '"result"', time.time() + 60, ended.generation)
+    assert ended.entry(record.task_id)[1] == '"result"'

@@ -244,14 +244,15 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, T
         # before it has any (a copy made before that lasts ENDED_CACHE_SECONDS only).
         self._dismissals.ensure_started()
         key = self.key(TASK_KEY, task_id)
+        live_since, ended_since = self.live.generation, self.ended.generation
         values = self._call("read task", lambda: self.client.hmget(key, FIELDS))
         if values[1] is None or values[DISMISSED_AT] == "1":
             return None
         record = self._detect_lost(record_from_fields(task_id, values))
         if record is not None and record.state in _FINAL:
-            self._remember_ended(record, NOT_READ)
+            self._remember_ended(record, NOT_READ, ended_since)
         elif record is not None and not record.state.done and self._dismissals.live:
-            self.live.keep(record)
+            self.live.keep(record, live_since)
         return record
 
     def gone(self, task_id: str) -> tuple[Gone, str] | None:
@@ -261,7 +262,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, T
         why, _, caller = stone.partition("|")
         return Gone(why), caller
 
-    def _remember_ended(self, record: TaskRecord, raw_result: Any) -> None:
+    def _remember_ended(self, record: TaskRecord, raw_result: Any, since: int) -> None:
         # Succeeded, failed and cancelled tasks never change again (only 'lost' may still
         # yield to its worker's real outcome), so polls after the end need no Redis round
         # trip. Another process may dismiss the task: the copy lasts while we hear of that.
@@ -270,7 +271,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, T
         fresh_until = record.finished + self.result_ttl
         if not self._dismissals.live:
             fresh_until = min(fresh_until, time.time() + ENDED_CACHE_SECONDS)
-        self.ended.keep(record, raw_result, fresh_until)
+        self.ended.keep(record, raw_result, fresh_until, since)
 
     def _detect_lost(self, record: TaskRecord) -> TaskRecord | None:
         """The record, recorded lost first if the server process holding it is gone.
@@ -393,12 +394,13 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, T
             return DEFAULT_BULK_LIMIT
 
     def get_result(self, task_id: str) -> Any:
+        since = self.ended.generation
         ended = self.ended.entry(task_id)
         raw = NOT_READ if ended is None else ended[1]
         if raw is NOT_READ:
             raw = self._call("read result", lambda: self.client.hget(self.key(TASK_KEY, task_id), "result"))
             if ended is not None and raw is not None:
-                self._remember_ended(ended[0], raw)
+                self._remember_ended(ended[0], raw, since)
         return None if raw is None else json.loads(raw)
 
     def _owner_alive(self, owner: str) -> bool:

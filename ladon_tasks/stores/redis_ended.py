@@ -3,7 +3,9 @@
 Succeeded, failed and cancelled tasks never change again, so after the first read a
 poll needs no round trip. The copies are bounded by count and by the bytes of the
 results they hold; a large result is never kept, and a copy made by a ``_progress``
-holds no result at all (it is read, and kept if small, by the first ``_result``).
+holds no result at all (it is read, and kept if small, by the first ``_result``). A
+task that is dismissed or retried anywhere is dropped (the dismissed channel says so), and
+a read that was on its way while a copy was dropped keeps nothing (:attr:`generation`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class EndedCopies:
         self._copies: dict[str, tuple[TaskRecord, Any, float]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
+        #: Counts the drops: a reader notes it before it reads Redis and passes it to keep.
+        self.generation = 0
 
     @property
     def result_bytes(self) -> int:
@@ -44,12 +48,15 @@ class EndedCopies:
             return None
         return entry
 
-    def keep(self, record: TaskRecord, raw_result: Any, fresh_until: float) -> None:
-        """Keep ``record`` (and its raw result, if small) until ``fresh_until``."""
+    def keep(self, record: TaskRecord, raw_result: Any, fresh_until: float, since: int) -> None:
+        """Keep ``record`` (and its raw result, if small) until ``fresh_until``; unless a
+        copy was dropped since :attr:`generation` was ``since`` (when it was read)."""
         if isinstance(raw_result, str) and len(raw_result) > ENDED_CACHE_LARGEST:
             raw_result = NOT_READ
         size = len(raw_result) if isinstance(raw_result, str) else 0
         with self._lock:
+            if since != self.generation:
+                return
             self._drop(record.task_id)
             while self._copies and (len(self._copies) >= ENDED_CACHE_SIZE
                                     or self._bytes + size > ENDED_CACHE_BYTES):
@@ -59,10 +66,12 @@ class EndedCopies:
 
     def forget(self, task_id: str) -> None:
         with self._lock:
+            self.generation += 1
             self._drop(task_id)
 
     def forget_all(self) -> None:
         with self._lock:
+            self.generation += 1
             self._copies.clear()
             self._bytes = 0
 

@@ -44,8 +44,9 @@ class RedisOperations:
     def retry(self, task_id: str, attempt: int, owner: str) -> bool:
         self.live.forget(task_id)
         self.ended.forget(task_id)
+        keys = [*self._indexed_keys(task_id), self.dismissal_channel]
         return bool(self._call("retry", lambda: self._script(
-            "retry", self._indexed_keys(task_id), [str(attempt), owner, self.live_ttl, task_id])))
+            "retry", keys, [str(attempt), owner, self.live_ttl, task_id])))
 
     def pause(self, method: str, now: float) -> None:
         self._call("pause", lambda: self.client.hsetnx(self.paused_key, method, repr(now)))

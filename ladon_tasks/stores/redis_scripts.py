@@ -193,6 +193,7 @@ return 1
 """
 # ARGV: attempt owner live_ttl task_id. An ended task (failed, lost, cancelled) queued again
 # as its next attempt, as new but for its id, arguments and caller; idempotent as _REQUEUE.
+# KEYS[6], the dismissed channel, hears of it: every process drops its copy of the task.
 _RETRY = _INDEX_STEP + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'queued' and redis.call('HGET', KEYS[1], 'attempt') == ARGV[1]
@@ -208,6 +209,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[2])
 index_as(KEYS[3], KEYS[4], ARGV[4], ARGV[3])
 count(KEYS[5], 'retried', redis.call('HGET', KEYS[1], 'method'))
+redis.call('PUBLISH', KEYS[6], ARGV[4])
 return 1
 """
 # cancel(now, result_ttl, tombstone_ttl, queued_error): the shared step of cancel and dismiss.
