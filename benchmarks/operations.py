@@ -34,6 +34,7 @@ sys.path.insert(0, str(HERE))
 
 import report  # noqa: E402
 from procs import RedisProcess  # noqa: E402
+from worktrees import baseline_tree  # noqa: E402
 
 #: A job as process mode stores it now: the call as data (entry, service, arguments).
 JOB = {"entry": "operations:prepare",
@@ -91,14 +92,6 @@ def store_writes(root: Path, redis_url: str, tasks: int) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def baseline_tree(commit: str, workdir: Path) -> Path:
-    """A worktree of ``commit`` (detached, removed by the caller)."""
-    tree = workdir / "baseline"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
-                   check=True, capture_output=True)
-    return tree
-
-
 # -- O2: resume to start ------------------------------------------------------------------------
 
 
@@ -142,14 +135,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         workdir = Path(name)
         redis_process = RedisProcess(workdir)
-        tree = baseline_tree(args.baseline, workdir)
         try:
             before: dict[str, float] = {}
             now: dict[str, float] = {}
-            for _ in range(args.runs):  # alternated, so that a noisy minute hits both sides
-                for found, root in ((before, tree), (now, ROOT)):
-                    for variant, value in store_writes(root, redis_process.url, args.tasks).items():
-                        found[variant] = min(value, found.get(variant, value))
+            with baseline_tree(args.baseline, workdir) as tree:
+                for _ in range(args.runs):  # alternated, so that a noisy minute hits both sides
+                    for found, root in ((before, tree), (now, ROOT)):
+                        for variant, value in store_writes(root, redis_process.url, args.tasks).items():
+                            found[variant] = min(value, found.get(variant, value))
             rows = []
             for variant, value in now.items():
                 was = before.get(variant)
@@ -171,8 +164,6 @@ def main() -> None:
                                 "most 0.5 s (HELD_CHECK) apart; then the held tasks queue for 4 "
                                 "threads or 2 worker processes"]))
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                           capture_output=True)
             redis_process.stop()
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 import report
+from worktrees import ROOT, baseline_tree
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 THREADS = (1, 32)
 CALLS = 8000
 BATCHES = 5
@@ -102,13 +102,6 @@ def measured(tree: Path) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def baseline_tree(commit: str, workdir: Path) -> Path:
-    tree = workdir / "baseline"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
-                   check=True, capture_output=True)
-    return tree
-
-
 def render(baseline: str, runs: dict[str, list[dict[str, float]]]) -> str:
     best = {name: {key: min(run[key] for run in found) for key in found[0]} for name, found in runs.items()}
     rows = []
@@ -130,17 +123,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ladon-tasks-poll-threads-"))
-    tree = baseline_tree(args.baseline, workdir)
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "now": []}
-    try:
+    with baseline_tree(args.baseline, workdir) as tree:
         for turn in range(args.runs):
             order = [("baseline", tree), ("now", ROOT)]
             for name, root in order if turn % 2 == 0 else order[::-1]:
                 runs[name].append(measured(root))
                 print(f"  P4 run {turn + 1}: {name} done", file=sys.stderr, flush=True)
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                       check=False, capture_output=True)
     print(render(args.baseline, runs))
     return 0
 
