@@ -45,11 +45,11 @@ def url(app: Any, live_server: Callable) -> str:
 
 def ladons_path(app: Any, ask: Callable[[], Any]) -> Any:
     """What ``ask()`` gets while the application answers through Ladon's own path."""
-    app.logging = LOG_RESPONSE_DICT
+    before, app.logging = app.logging, LOG_RESPONSE_DICT
     try:
         return ask()
     finally:
-        app.logging = 0
+        app.logging = before
 
 
 def ended_chatter(url: str, text: str = SAID) -> str:

@@ -50,6 +50,10 @@ def environ(path: str, method: str = "POST", length: str | None = "10", **extra:
     (environ("/CalcService/xmlrpc/description", method="GET"), "404", "never ported to Python 3"),
     (environ("/CalcService/jsonwsp", CONTENT_TYPE="application/json; charset=klingon"), "415",
      "charset 'klingon'"),
+    (environ("/CalcService/jsonwsp", CONTENT_TYPE="application/json; charset=base64"), "415",
+     "charset 'base64'"),
+    (environ("/CalcService/jsonwsp", CONTENT_TYPE="application/json; charset=rot13"), "415",
+     "charset 'rot13'"),
     (environ("/CalcService/soap11", CONTENT_TYPE='text/xml; charset="x' + "y" * 500), "415", "..."),
 ])
 def test_refused(env: dict, status: str, text: str) -> None:

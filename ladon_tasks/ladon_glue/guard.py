@@ -172,12 +172,13 @@ def _remember(cache: dict, key: str, value: object) -> None:
 
 
 def known_charset(name: str) -> bool:
-    """Whether a codec reads text in the charset ``name``."""
+    """Whether a codec reads text in the charset ``name`` (not one of the bytes-to-bytes or
+    text-to-text codecs such as ``base64`` or ``rot13``, which no body or answer is in)."""
     try:
-        codecs.lookup(name)
+        info = codecs.lookup(name)
     except (LookupError, TypeError, ValueError):
         return False
-    return True
+    return getattr(info, "_is_text_encoding", True)
 
 
 def withdraw_interfaces() -> None:

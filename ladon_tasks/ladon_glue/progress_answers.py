@@ -19,7 +19,6 @@ charset cannot hold). SOAP answers, and requests logged with their response
 from __future__ import annotations
 
 import codecs
-import functools
 import json
 from typing import Any
 
@@ -58,9 +57,9 @@ def progress_answer(interface: str, method: Any, result: Any, reply: Reply, enco
     return json.dumps(document).encode(encoding)
 
 
-@functools.cache
 def is_utf8(encoding: str) -> bool:
-    """Whether ``encoding`` names UTF-8 (orjson writes nothing else)."""
+    """Whether ``encoding`` names UTF-8 (orjson writes nothing else). Not cached here: the
+    name is the client's, in any spelling, and codecs caches what it looks up."""
     try:
         return codecs.lookup(encoding).name == "utf-8"
     except LookupError:

@@ -25,6 +25,7 @@ class RedisOperations:
     key_prefix: str
     live_ttl: int
     live_index_key: str
+    dismissal_channel: str
     client: Any
     _call: Callable[..., Any]
     _script: Callable[..., int]
