@@ -28,8 +28,19 @@ def test_jsonwsp_arguments_arrive_as_ladon_converts_them() -> None:
     assert reply.reflection == {"k": 1}  # the mirror keeps its JSON types
 
 
+def test_jsonwsp_numbers_json_lacks_and_a_byte_order_mark_are_read() -> None:
+    request, _ = read(read_jsonwsp, b'{"methodname": "m", "args": {"a": NaN, "b": [Infinity, -Infinity]}}')
+    assert request.named == {"a": "NaN", "b": ["Infinity", "-Infinity"]}
+    request, _ = read(read_jsonwsp, '\ufeff{"methodname": "m", "args": {"a": 1}}'.encode())
+    assert (request.method, request.named) == ("m", {"a": "1"})  # RFC 8259 lets a reader ignore it
+    request, _ = read(read_jsonrpc, '\ufeff{"method": "m", "params": ["x"], "id": 1}'.encode())
+    assert request.positional == ["x"]
+
+
 @pytest.mark.parametrize(("body", "fault", "words"), [
     (b"", rf.MalformedRequest, "empty"),
+    ("\ufeff".encode(), rf.MalformedRequest, "empty"),
+    (b'{"methodname": "m"} {}', rf.MalformedRequest, "Extra data"),
     (b"\xff", rf.MalformedRequest, "not UTF-8 text"),
     (b"{", rf.MalformedRequest, "not valid JSON"),
     (b"[" * 50_000 + b"]" * 50_000, rf.MalformedRequest, ""),

@@ -118,15 +118,22 @@ READERS: dict[str, Reader] = {
 }
 
 
+#: One decoder for every request (``json.loads`` with an option builds a new one per call).
+#: NaN and Infinity, which JSON does not have, are read as the text they are.
+_DECODER = json.JSONDecoder(parse_constant=str)
+
+
 def _load_json(body: bytes, encoding: str) -> Any:
     try:
         text = body.decode(encoding)
     except (LookupError, UnicodeDecodeError):
         raise MalformedRequest(f"the body is not {_shown_encoding(encoding)} text") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte order mark, which RFC 8259 lets a reader ignore
     if not text.strip():
         raise MalformedRequest("the body is empty; a call is a JSON object")
     try:
-        return json.loads(text, parse_constant=str)
+        return _DECODER.decode(text)
     except RecursionError:
         raise MalformedRequest("the body nests too deeply to be read") from None
     except ValueError as error:
