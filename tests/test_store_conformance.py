@@ -449,6 +449,24 @@ def test_heartbeats_keep_a_running_task_alive(redis_store):
         redis_store.close_progress_sink(sink)
 
 
+def test_a_kept_result_is_read_from_redis_and_decoded_once(redis_store, monkeypatch):
+    import ladon_tasks.stores.redis as redis_module
+
+    record = running(redis_store)
+    assert redis_store.finish(record.task_id, TaskState.SUCCEEDED, time.time(), result={"a": [1, 2]})
+    assert redis_store.get(record.task_id).state is TaskState.SUCCEEDED  # the copy is made
+    first = redis_store.get_result(record.task_id)
+    assert first == {"a": [1, 2]}
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the kept result was read or decoded again")
+
+    monkeypatch.setattr(redis_store.client, "hget", refused)
+    monkeypatch.setattr(redis_module, "json", type("NoJson", (), {"loads": staticmethod(refused)}))
+    assert redis_store.get_result(record.task_id) is first
+    assert json.loads(redis_store.ended.results()[record.task_id]) == first  # the raw copy, as Redis had it
+
+
 def test_a_stalled_workers_real_outcome_replaces_lost(redis_store):
     # Documented for process mode: lost is a reader's verdict on silent heartbeats; a
     # worker that was only stalled records its real end when it finishes, once.

@@ -262,7 +262,8 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, T
         why, _, caller = stone.partition("|")
         return Gone(why), caller
 
-    def _remember_ended(self, record: TaskRecord, raw_result: Any, since: int) -> None:
+    def _remember_ended(self, record: TaskRecord, raw_result: Any, since: int,
+                        result: Any = NOT_READ) -> None:
         # Succeeded, failed and cancelled tasks never change again (only 'lost' may still
         # yield to its worker's real outcome), so polls after the end need no Redis round
         # trip. Another process may dismiss the task: the copy lasts while we hear of that.
@@ -271,7 +272,7 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, T
         fresh_until = record.finished + self.result_ttl
         if not self._dismissals.live:
             fresh_until = min(fresh_until, time.time() + ENDED_CACHE_SECONDS)
-        self.ended.keep(record, raw_result, fresh_until, since)
+        self.ended.keep(record, raw_result, fresh_until, since, result)
 
     def _detect_lost(self, record: TaskRecord) -> TaskRecord | None:
         """The record, recorded lost first if the server process holding it is gone.
@@ -396,12 +397,15 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, T
     def get_result(self, task_id: str) -> Any:
         since = self.ended.generation
         ended = self.ended.entry(task_id)
-        raw = NOT_READ if ended is None else ended[1]
-        if raw is NOT_READ:
-            raw = self._call("read result", lambda: self.client.hget(self.key(TASK_KEY, task_id), "result"))
-            if ended is not None and raw is not None:
-                self._remember_ended(ended[0], raw, since)
-        return None if raw is None else json.loads(raw)
+        if ended is not None and ended[3] is not NOT_READ:
+            return ended[3]  # read and decoded once
+        raw = self._call("read result", lambda: self.client.hget(self.key(TASK_KEY, task_id), "result"))
+        if raw is None:
+            return None
+        result = json.loads(raw)
+        if ended is not None:
+            self._remember_ended(ended[0], raw, since, result)
+        return result
 
     def _owner_alive(self, owner: str) -> bool:
         return bool(self._call("read owner", lambda: self.client.exists(self.key(OWNER_KEY, owner))))
