@@ -2,9 +2,14 @@
 
 Two witnesses, blended by how far the task has come:
 
-* **its own pace**: a task that reached progress ``p`` after ``t`` seconds needs about
-  ``t * (1 - p) / p`` more, if it goes on at that pace. Exact for a task of steady speed,
-  useless near the start (a ``p`` of 0.001 says little);
+* **its own pace**: a task that reported progress ``p`` after ``t`` seconds needed about
+  ``t * (1 - p) / p`` more then, if it goes on at that pace. ``t`` is counted to the
+  report (``touched``), not to the poll: in process mode a report reaches Redis up to
+  ``progress_interval`` later, and a poll may read a copy up to 50 ms old. The time since
+  the report counts that down for up to :data:`FRESH_REPORT` seconds; a longer silence
+  counts as time the task ran without progress (so its ETA grows). Exact for a task of
+  steady speed that reports at least every :data:`FRESH_REPORT` seconds, useless near the
+  start (a ``p`` of 0.001 says little);
 * **its method's history**: the *typical duration* ``D`` of the method, the median of its
   last :data:`HISTORY` successful runs (the median, so that one run stuck behind a slow
   disk does not move it), kept in the store so that every server process agrees. A task
@@ -38,6 +43,9 @@ MAX_POLL = 10.0
 MIN_PROGRESS = 0.01
 #: The ETA when it is unknown.
 UNKNOWN = -1.0
+#: Seconds after a progress report during which the time passing counts down the ETA;
+#: beyond, silence counts as time run without progress.
+FRESH_REPORT = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ def estimate(record: TaskRecord, expected: float, now: float) -> Estimate:
         return Estimate(eta, expected, _bounded(eta / 2 if eta > 0 else 1.0))
     elapsed = max(0.0, now - record.started)
     progress = min(1.0, max(0.0, record.progress))
-    pace = elapsed * (1.0 - progress) / progress if progress >= MIN_PROGRESS else None
+    pace = _pace(record, progress, now) if progress >= MIN_PROGRESS else None
     history = expected - elapsed if expected > elapsed else None
     if pace is not None and history is not None:
         eta = progress * pace + (1.0 - progress) * history
@@ -81,3 +89,12 @@ def estimate(record: TaskRecord, expected: float, now: float) -> Estimate:
     else:
         return Estimate(UNKNOWN, expected, _bounded(elapsed / 10))
     return Estimate(eta, expected, _bounded(eta / 2))
+
+
+def _pace(record: TaskRecord, progress: float, now: float) -> float:
+    """Seconds left at the pace of the task's latest report (``progress`` at ``touched``)."""
+    reported = record.touched if record.started < record.touched <= now else now
+    silence = now - reported
+    fresh = min(silence, FRESH_REPORT)
+    worked = reported - record.started + (silence - fresh)
+    return max(0.0, worked * (1.0 - progress) / progress - fresh)

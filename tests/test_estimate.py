@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ladon_tasks.estimate import HISTORY, MAX_POLL, MIN_POLL, UNKNOWN, estimate, typical_duration
+from ladon_tasks.estimate import (
+    FRESH_REPORT,
+    HISTORY,
+    MAX_POLL,
+    MIN_POLL,
+    UNKNOWN,
+    estimate,
+    typical_duration,
+)
 from ladon_tasks.task import TaskRecord, TaskState
 
 NOW = 1_000_000.0
@@ -65,3 +73,37 @@ def test_poll_after_is_half_the_eta_within_its_bounds(elapsed, progress, history
     assert MIN_POLL <= answer.poll_after <= MAX_POLL
     if answer.eta >= 0:
         assert answer.poll_after == pytest.approx(min(MAX_POLL, max(MIN_POLL, answer.eta / 2)))
+
+
+def reported(started_ago: float, progress: float, report_age: float) -> TaskRecord:
+    """A running task that reported ``progress`` ``report_age`` seconds before NOW."""
+    record = running(started_ago, progress)
+    record.touched = NOW - report_age
+    return record
+
+
+@pytest.mark.parametrize("history", [0.0, 40.0])
+@pytest.mark.parametrize("report_age", [0.0, 0.15, 0.5, FRESH_REPORT])
+def test_the_pace_is_reckoned_to_the_report_not_to_the_poll(history, report_age):
+    # 40 s at a steady pace: 25% reported at 10 s, read report_age later (process mode
+    # writes a report up to progress_interval after the call, and a copy may be 50 ms old).
+    record = reported(10.0 + report_age, 0.25, report_age)
+    assert estimate(record, history, NOW).eta == pytest.approx(30.0 - report_age)
+
+
+def test_a_silence_beyond_a_fresh_report_counts_as_time_without_progress():
+    at_the_edge = estimate(reported(10.0 + FRESH_REPORT, 0.25, FRESH_REPORT), 0.0, NOW).eta
+    just_past = estimate(reported(10.0 + FRESH_REPORT + 1e-6, 0.25, FRESH_REPORT + 1e-6), 0.0, NOW).eta
+    assert just_past == pytest.approx(at_the_edge, abs=1e-4)  # no jump
+    etas = [estimate(reported(10.0 + age, 0.25, age), 0.0, NOW).eta for age in (2.0, 5.0, 20.0)]
+    assert etas == sorted(etas) and etas[0] > at_the_edge  # the longer it says nothing, the later
+    # 20 s of silence: 10 s of reported work plus 19 s without progress, at the reported pace.
+    assert etas[-1] == pytest.approx((10.0 + 19.0) * 3 - FRESH_REPORT)
+
+
+@pytest.mark.parametrize("touched", [NOW + 5.0, NOW - 60.0, 0.0])
+def test_a_report_time_that_cannot_be_is_not_believed(touched):
+    # A report after the poll (another host's clock) or before the start: reckoned to now.
+    record = running(10.0, 0.25)
+    record.touched = touched
+    assert estimate(record, 0.0, NOW).eta == pytest.approx(30.0)

@@ -1,11 +1,18 @@
 """Progress answers over JSON-WSP and JSON-RPC are encoded in one step (orjson): they must
 say what Ladon's own path says (which the application takes while it logs response
 dicts), for every shape of request, in any charset, and for documents orjson cannot write
-(a mirror or id with an integer beyond 64 bits)."""
+(a mirror or id with an integer beyond 64 bits).
+
+A request that gives the one string ``task_id`` to an endpoint taking nothing else goes
+the dispatcher's short way (no service instance, no argument converter): it must say
+exactly what the full way says, in every protocol and argument style, for every such
+endpoint, to the task's own caller only."""
 
 from __future__ import annotations
 
 import json
+import re
+import urllib.error
 import urllib.request
 from typing import Any, Callable
 
@@ -14,6 +21,8 @@ from helpers import fault_detail, wait_until
 from ladon.server import LOG_RESPONSE_DICT
 from test_caller_binding import PREFIX, AsUser
 from test_lifecycle import SERVICE
+
+from ladon_tasks.ladon_glue.dispatch import TaskDispatcher
 
 #: Text beyond ASCII and beyond the BMP, quotes and a control character.
 SAID = 'gr\u00f6\u00dfe \u2713 "quoted" \\ tab\t \U0001f680'
@@ -142,3 +151,123 @@ def test_faults_and_other_callers_are_answered_as_before(url):
     wsp(f"{url}{PREFIX}alice", "chatter_dismiss", args={"task_id": task_id})
     fault = wsp(f"{url}{PREFIX}alice", "chatter_progress", args={"task_id": task_id})
     assert fault["type"] == "jsonwsp/fault" and "TaskDismissed" in fault_detail(fault)
+
+
+# -- the short way ---------------------------------------------------------------------
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+def jsonwsp_body(method: str, task_id: str) -> bytes:
+    return json.dumps({"methodname": method, "args": {"task_id": task_id}, "mirror": 7}).encode()
+
+
+def jsonrpc_by_position(method: str, task_id: str) -> bytes:
+    return json.dumps({"method": method, "params": [task_id], "id": "p"}).encode()
+
+
+def jsonrpc_by_name(method: str, task_id: str) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "method": method, "params": {"task_id": task_id}, "id": 3}).encode()
+
+
+def soap_body(method: str, task_id: str) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="{SOAP_ENV}" '
+            f'xmlns:ns="urn:{SERVICE}"><SOAP-ENV:Body><ns:{method}><task_id>{task_id}</task_id>'
+            f"</ns:{method}></SOAP-ENV:Body></SOAP-ENV:Envelope>").encode()
+
+
+#: (interface, body builder, content type) of every way to ask.
+STYLES = {
+    "jsonwsp": ("jsonwsp", jsonwsp_body, "application/json"),
+    "jsonrpc by position": ("jsonrpc10", jsonrpc_by_position, "application/json"),
+    "jsonrpc by name": ("jsonrpc10", jsonrpc_by_name, "application/json"),
+    "soap": ("soap11", soap_body, "text/xml; charset=UTF-8"),
+}
+
+
+def ask(url: str, style: str, method: str, task_id: str, user: str | None = None) -> bytes:
+    interface, body, content_type = STYLES[style]
+    root = f"{url}{PREFIX}{user}" if user else url
+    request = urllib.request.Request(f"{root}/{SERVICE}/{interface}", data=body(method, task_id),
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.read()
+    except urllib.error.HTTPError as error:  # a SOAP fault comes with HTTP 500
+        return error.read()
+
+
+def meaning(raw: bytes) -> Any:
+    """What an answer says, whatever its spacing (JSON) or namespace prefixes (SOAP)."""
+    if raw.lstrip().startswith(b"<"):
+        return re.sub(r"\s+", " ", re.sub(rb"<(/?)[\w-]+:", rb"<\1", raw).decode()).strip()
+    return json.loads(raw)
+
+
+@pytest.fixture
+def full_way_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the methods the dispatcher calls the full way (service instance and all)."""
+    called: list[str] = []
+    full_way = TaskDispatcher._call
+
+    def counted(self: TaskDispatcher, method: Any, *args: Any) -> Any:
+        called.append(method.name())
+        return full_way(self, method, *args)
+
+    monkeypatch.setattr(TaskDispatcher, "_call", counted)
+    return called
+
+
+def ended_task(url: str, user: str | None = None) -> str:
+    root = f"{url}{PREFIX}{user}" if user else url
+    task_id = wsp(root, "chatter", args={"text": "said"})["result"]["task_id"]
+    wait_until(lambda: wsp(root, "chatter_progress", args={"task_id": task_id})["result"]["done"],
+               message="the task to end")
+    return task_id
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+@pytest.mark.parametrize("style", list(STYLES))
+def test_polls_take_the_short_way_and_answer_what_the_full_way_does(app, url, full_way_calls, style):
+    task_id = ended_task(url)
+    for method in ("chatter_progress", "chatter_result", "chatter_cancel"):
+        full_way_calls.clear()
+        short = ask(url, style, method, task_id)
+        assert full_way_calls == [], (method, full_way_calls)
+        full = ladons_path(app, lambda method=method: ask(url, style, method, task_id))
+        assert full_way_calls == [method]
+        assert meaning(short) == meaning(full), method
+    said = meaning(ask(url, style, "chatter_progress", task_id))
+    assert ("said" in said) if isinstance(said, str) else said["result"]["message"] == "said"
+
+
+@pytest.mark.parametrize("mode", ["thread"])
+@pytest.mark.parametrize("style", list(STYLES))
+def test_a_dismissal_the_short_way_forgets_the_task(app, url, full_way_calls, style):
+    task_id = ended_task(url)
+    full_way_calls.clear()
+    first = meaning(ask(url, style, "chatter_dismiss", task_id))
+    assert full_way_calls == []
+    assert "succeeded" in json.dumps(first)
+    gone = ask(url, style, "chatter_progress", task_id)
+    assert b"TaskDismissed" in gone and task_id.encode() in gone
+    assert meaning(gone) == meaning(ladons_path(app, lambda: ask(url, style, "chatter_progress", task_id)))
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_the_short_way_answers_the_tasks_own_caller_only(app, url, full_way_calls):
+    task_id = ended_task(url, user="alice")
+    full_way_calls.clear()
+    assert wsp_result(ask(url, "jsonwsp", "chatter_result", task_id, user="alice")) == 4
+    for stranger in ("bob", None):
+        for method in ("chatter_progress", "chatter_result", "chatter_cancel", "chatter_dismiss"):
+            answer = json.loads(ask(url, "jsonwsp", method, task_id, user=stranger))
+            assert answer["type"] == "jsonwsp/fault" and answer["fault"]["detail"] == ["TaskNotFound"]
+    assert full_way_calls == []
+    assert wsp_result(ask(url, "jsonwsp", "chatter_result", task_id, user="alice")) == 4
+
+
+def wsp_result(raw: bytes) -> Any:
+    answer = json.loads(raw)
+    assert answer["type"] == "jsonwsp/response", answer
+    return answer["result"]

@@ -107,6 +107,19 @@ JSONWSP_FAULTS = [
     ("bad task id", jsonwsp_call("square_progress", {"task_id": "../etc"}), "InvalidTaskId",
      "malformed task id"),
     ("unknown task", jsonwsp_call("square_result", {"task_id": UNKNOWN_ID}), "TaskNotFound", UNKNOWN_ID),
+    # A poll that does not give the one string task_id leaves the dispatcher's short way.
+    ("poll without id", jsonwsp_call("square_progress", {}), "MissingArgument",
+     'square_progress needs argument "task_id" (a string)'),
+    ("poll with more", jsonwsp_call("square_result", {"task_id": UNKNOWN_ID, "x": 1}), "UnexpectedArgument",
+     'square_result takes no argument named "x" (it takes task_id)'),
+    ("poll misnamed", jsonwsp_call("square_cancel", {"id": UNKNOWN_ID}), "UnexpectedArgument",
+     'square_cancel takes no argument named "id" (it takes task_id)'),
+    ("poll id a list", jsonwsp_call("square_progress", {"task_id": [UNKNOWN_ID]}), "InvalidArgument",
+     'argument "task_id" of square_progress must be a string; got a list'),
+    ("poll id an object", jsonwsp_call("square_dismiss", {"task_id": {"id": 1}}), "InvalidArgument",
+     'argument "task_id" of square_dismiss must be a string; got an object'),
+    ("poll id a number", jsonwsp_call("square_progress", {"task_id": 12345}), "InvalidTaskId",
+     "malformed task id"),
 ]
 
 
@@ -189,6 +202,12 @@ JSONRPC_FAULTS = [
     ("wrong type", rpc("positive", ["x"], request_id=[1]), -32602, "InvalidArgument", [1]),
     ("unknown name", rpc("greet", {"nam": "x"}), -32602, "UnexpectedArgument", 1),
     ("unknown task", rpc("square_progress", [UNKNOWN_ID], request_id=9), 1000, "TaskNotFound", 9),
+    ("unknown task by name", rpc("square_result", {"task_id": UNKNOWN_ID}, request_id=10), 1000,
+     "TaskNotFound", 10),
+    ("poll without id", rpc("square_progress", (), request_id=11), -32602, "MissingArgument", 11),
+    ("poll with two", rpc("square_progress", (UNKNOWN_ID, UNKNOWN_ID), request_id=12), -32602,
+     "UnexpectedArgument", 12),
+    ("poll id null", rpc("square_result", [None], request_id=13), -32602, "InvalidArgument", 13),
 ]
 
 
@@ -251,6 +270,8 @@ SOAP_FAULTS = [
      'argument "value" of positive must be an integer; got "ten"'),
     ("unknown task", envelope("square_result", f"<task_id>{UNKNOWN_ID}</task_id>"), "TaskNotFound",
      UNKNOWN_ID),
+    ("poll without id", envelope("square_progress", ""), "MissingArgument",
+     'square_progress needs argument "task_id"'),
 ]
 
 

@@ -233,6 +233,30 @@ def test_messages_are_kept_until_the_next_attempt_and_after_the_end(make_store):
     assert store.get(record.task_id).message == "last words"
 
 
+def test_a_progress_write_keeps_when_the_task_said_it(store):
+    record = running(store)
+    now = time.time()
+    assert store.set_progress(record.task_id, 0.4, now, reported=now - 3.0)
+    got = store.get(record.task_id)
+    assert got.progress == 0.4
+    assert got.touched == pytest.approx(now - 3.0, abs=1e-6) and got.heartbeat == pytest.approx(now, abs=1e-6)
+    assert store.set_progress(record.task_id, 0.5, now + 1.0)  # no report time: the write's
+    assert store.get(record.task_id).touched == pytest.approx(now + 1.0, abs=1e-6)
+
+
+def test_a_coalesced_report_is_dated_at_the_call_not_at_the_write(make_store):
+    store = make_store(progress_interval=3600.0)  # Redis: nothing written until the sink closes
+    record = running(store)
+    sink = store.progress_sink(record.task_id)
+    said = time.time()
+    sink(0.4)
+    wait_until(lambda: time.time() > said + 0.3, message="the clock to move on")
+    store.close_progress_sink(sink)
+    got = store.get(record.task_id)
+    assert got.progress == 0.4
+    assert said <= got.touched < said + 0.3
+
+
 def test_successful_durations_make_the_history_of_their_method(make_store):
     from ladon_tasks.estimate import HISTORY
 

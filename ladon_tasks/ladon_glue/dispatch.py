@@ -6,7 +6,8 @@ clause, so a body its parser rejects ends in an ``UnboundLocalError`` and a plai
 HTTP 500 with a traceback. :class:`TaskDispatcher` replaces that method for requests
 served by TaskWSGIApplication: it reads the request (``request_readers``), converts the
 arguments (``arguments``), calls the method, and answers every fault in the protocol's
-format (``replies``). Client mistakes are logged in one line at INFO; anything else at
+format (``replies``). A poll that gives the one string task id takes a short way to its
+endpoint (``quick_calls``). Client mistakes are logged in one line at INFO; anything else at
 ERROR with its traceback, and the caller gets a short server fault instead (with debug
 on, the traceback goes to the caller too, as Ladon does).
 """
@@ -40,6 +41,7 @@ from ladon_tasks.constants import ENVIRON_DEBUG_KEY, ENVIRON_FAULT_STATUS_KEY
 from ladon_tasks.ladon_glue.arguments import ArgumentConverter, type_name
 from ladon_tasks.ladon_glue.guard import known_charset
 from ladon_tasks.ladon_glue.progress_answers import progress_answer
+from ladon_tasks.ladon_glue.quick_calls import quick_answer_of, sole_task_id
 from ladon_tasks.ladon_glue.replies import FAULT_FORMATS, FaultParts, jsonrpc_answer
 from ladon_tasks.ladon_glue.request_faults import InternalError, UnknownMethod, shown
 from ladon_tasks.ladon_glue.request_readers import READERS, Reply, Request
@@ -72,9 +74,14 @@ class TaskDispatcher(Dispatcher):
             tc = TypeConverter(encoding=method._encoding,
                                allow_unsafe_conversion=method._allow_unsafe_conversion,
                                only_strings_to_unicode=(not self.iface.stringify_res_dict()))
-            converter = ArgumentConverter(method, tc, export_dict, self.response_encoding, interface)
-            args = converter.convert(request)
-            result = self._call(method, args, tc, export_dict, log_line)
+            quick = None if self.logging else quick_answer_of(method)
+            task_id = None if quick is None else sole_task_id(request)
+            if quick is not None and task_id is not None:
+                result = quick(task_id, export_dict)
+            else:
+                converter = ArgumentConverter(method, tc, export_dict, self.response_encoding, interface)
+                args = converter.convert(request)
+                result = self._call(method, args, tc, export_dict, log_line)
             return self._answer(interface, method, result, tc, export_dict, reply, log_line)
         except ServiceFault as fault:
             unexpected = not isinstance(fault, ClientFault) and not fault.detail

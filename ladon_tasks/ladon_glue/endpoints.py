@@ -26,6 +26,7 @@ from ladon_tasks.ladon_glue import codec
 from ladon_tasks.ladon_glue.calls import TaskCall
 from ladon_tasks.ladon_glue.faults import to_fault
 from ladon_tasks.ladon_glue.jobs import build_job, encoded_arguments, unique_key
+from ladon_tasks.ladon_glue.quick_calls import offer_quick_answer
 from ladon_tasks.ladon_glue.spec import TaskMethodSpec
 from ladon_tasks.ladon_glue.types import TaskInfoResponse, TaskProgressResponse
 from ladon_tasks.task import TaskRecord, TaskState
@@ -211,6 +212,8 @@ class Endpoint:
             def endpoint(self: Any, task_id: str, **kw: Any) -> Any:  # type: ignore[misc]
                 return answer(task_id, kw)
 
+        if not self.waits:
+            endpoint.quick_answer = answer  # type: ignore[attr-defined]
         endpoint.__name__ = f"{spec.name}_{self.suffix}"
         timeout_doc = ("@param timeout: seconds to wait at most (the server may wait less: "
                        "max_wait)\n") if self.waits else ""
@@ -280,8 +283,11 @@ def register_endpoints(spec: TaskMethodSpec) -> tuple[Callable, ...]:
     functions = [make_start(spec)]
     for row in ENDPOINTS:
         function = row.make(spec)
-        sinfo.add_method(function, *row.arg_types(), rtype=row.rtype(spec),
-                         override_method_name=function.__name__)
+        method_info = sinfo.add_method(function, *row.arg_types(), rtype=row.rtype(spec),
+                                       override_method_name=function.__name__)
+        quick_answer = getattr(function, "quick_answer", None)
+        if quick_answer is not None:
+            offer_quick_answer(method_info, quick_answer)
         functions.append(function)
     spec.lmi._ladon_tasks_spec = spec
     return tuple(functions)

@@ -88,9 +88,11 @@ class TaskStore(ABC):
 
     @abstractmethod
     def set_progress(self, task_id: str, progress: float, heartbeat: float,
-                     message: str | None = None) -> bool:
-        """Store the latest progress of a running task (and its message, unless None);
-        ``heartbeat`` is also the time it was reported (``touched``)."""
+                     message: str | None = None, reported: float | None = None) -> bool:
+        """Store the latest progress of a running task (and its message, unless None).
+        ``reported`` is when the task said it (``touched``; default ``heartbeat``): a
+        coalesced write comes later than the call it writes, and the ETA reckons the
+        task's pace from the time the value was true."""
 
     @abstractmethod
     def heartbeat(self, task_ids: list[str], now: float) -> None:

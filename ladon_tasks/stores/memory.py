@@ -181,12 +181,13 @@ class MemoryStore(TaskStore):
             return True
 
     def set_progress(self, task_id: str, progress: float, heartbeat: float,
-                     message: str | None = None) -> bool:
+                     message: str | None = None, reported: float | None = None) -> bool:
         record = self._records.get(task_id)
         if record is None or record.state is not TaskState.RUNNING:
             return False
         record.progress = progress
-        record.heartbeat = record.touched = heartbeat
+        record.heartbeat = heartbeat
+        record.touched = heartbeat if reported is None else reported
         if message is not None:
             record.message = message
         return True

@@ -314,10 +314,11 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, T
         return bool(started_now)
 
     def set_progress(self, task_id: str, progress: float, heartbeat: float,
-                     message: str | None = None) -> bool:
+                     message: str | None = None, reported: float | None = None) -> bool:
         self.live.forget(task_id)
         key = self.key(TASK_KEY, task_id)
-        args = [repr(progress), repr(heartbeat), self.live_ttl]
+        touched = heartbeat if reported is None else reported
+        args = [repr(progress), repr(heartbeat), self.live_ttl, repr(touched)]
         if message is not None:
             args.append(message)
         return bool(self._call("write progress", lambda: self._script("progress", [key], args)))

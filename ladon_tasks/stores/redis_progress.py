@@ -25,17 +25,20 @@ class CoalescedProgress:
 
     if TYPE_CHECKING:  # the store's own writes
         def set_progress(self, task_id: str, progress: float, heartbeat: float,
-                         message: str | None = None) -> bool: ...
+                         message: str | None = None, reported: float | None = None) -> bool: ...
 
         def heartbeat(self, task_ids: list[str], now: float) -> None: ...
 
     def progress_sink(self, task_id: str) -> ProgressSink:
-        # [latest value, calls so far, calls written, latest message, message written]:
-        # a call with an unchanged value still tells that the task is alive (``touched``).
-        cell: list = [0.0, 0, 0, None, None]
+        # [latest value, calls so far, calls written, latest message, message written,
+        # time of the latest call]: a call with an unchanged value still tells that the
+        # task is alive (``touched``).
+        cell: list = [0.0, 0, 0, None, None, 0.0]
+        clock = time.time
 
         def sink(progress: float, message: str | None = None) -> None:
             cell[0] = progress
+            cell[5] = clock()
             cell[1] += 1
             if message is not None:
                 cell[3] = message
@@ -58,9 +61,11 @@ class CoalescedProgress:
             self._sinks.pop(task_id, None)
 
     def _write_cell(self, task_id: str, cell: list, now: float) -> None:
-        """Write a sink's latest value, and its message if it changed since the last write."""
+        """Write a sink's latest value (as of the call that gave it), and its message if it
+        changed since the last write."""
         calls, message = cell[1], cell[3]
-        self.set_progress(task_id, cell[0], now, None if message == cell[4] else message)
+        self.set_progress(task_id, cell[0], now, None if message == cell[4] else message,
+                          reported=cell[5] or now)
         cell[2], cell[4] = calls, message
 
     def _ensure_reporter(self) -> None:

@@ -92,11 +92,11 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 count(KEYS[3], 'started', method)
 return 1
 """
-# ARGV: progress heartbeat live_ttl [message]: the message only if given.
+# ARGV: progress heartbeat live_ttl touched [message]: the message only if given.
 _PROGRESS = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'heartbeat', ARGV[2], 'touched', ARGV[2])
-if ARGV[4] then redis.call('HSET', KEYS[1], 'message', ARGV[4]) end
+redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'heartbeat', ARGV[2], 'touched', ARGV[4])
+if ARGV[5] then redis.call('HSET', KEYS[1], 'message', ARGV[5]) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
