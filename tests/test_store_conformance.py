@@ -396,6 +396,20 @@ def test_every_redis_key_has_a_ttl(redis_store, raw_redis):
     assert 0 < finished_ttl <= 60 < live_ttl
 
 
+def test_a_running_unique_tasks_key_lives_as_long_as_its_record(redis_store, raw_redis):
+    record = TaskRecord(task_id=new_task_id(), method="Service.method", created=time.time(), owner=OWNER)
+    assert redis_store.create(record, unique="k") == record.task_id
+    assert redis_store.mark_running(record.task_id, time.time(), OWNER)
+    unique_key = redis_store.key("unique", "k")
+    task_key = redis_store.key("task", record.task_id)
+    raw_redis.expire(unique_key, 5)  # as if it had run for almost all of live_ttl
+    raw_redis.expire(task_key, 5)
+    redis_store.heartbeat([record.task_id], time.time())
+    assert raw_redis.ttl(unique_key) > 3600 and raw_redis.ttl(task_key) > 3600
+    assert redis_store.create(TaskRecord(task_id=new_task_id(), method="Service.method",
+                                         created=time.time(), owner=OWNER), unique="k") == record.task_id
+
+
 def test_keys_use_the_prefix(redis_url, raw_redis):
     store = RedisStore(redis_url, key_prefix="myapp")
     try:

@@ -19,7 +19,8 @@ Key layout (every key but the paused methods' has a TTL):
     process drops its own copy of that ended task.
 ``{prefix}:unique:{key}``
     The id of the queued or running task of a unique method with these arguments and
-    caller (the key is a hash of them); TTL ``live_ttl``, deleted as the task ends.
+    caller (the key is a hash of them); TTL ``live_ttl``, renewed by the running task's
+    heartbeats, deleted as the task ends.
 ``{prefix}:paused``
     The paused methods, a hash of method (or ``*``: every one) -> since when. A setting,
     not a task: no TTL, a pause lasts until it is resumed.

@@ -100,13 +100,17 @@ if ARGV[5] then redis.call('HSET', KEYS[1], 'message', ARGV[5]) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
-# KEYS: the hashes of running tasks, then the live index (its TTL kept as theirs).
+# KEYS: the hashes of running tasks, then the live index (its TTL kept as theirs). A
+# unique task's key lives as long as its hash: a task that runs longer than live_ttl
+# must not let a second one start with the same arguments.
 _HEARTBEAT = _INDEX_STEP + """
 for i = 1, #KEYS - 1 do
   local key = KEYS[i]
   if redis.call('HGET', key, 'state') == 'running' then
     redis.call('HSET', key, 'heartbeat', ARGV[1])
     redis.call('EXPIRE', key, ARGV[2])
+    local unique = redis.call('HGET', key, 'unique')
+    if unique then redis.call('EXPIRE', unique, ARGV[2]) end
   end
 end
 if redis.call('EXISTS', KEYS[#KEYS]) == 1 then extend(KEYS[#KEYS], ARGV[2]) end
