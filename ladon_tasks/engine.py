@@ -182,18 +182,7 @@ class TaskEngine:
         if holder != record.task_id:  # the unique task that runs already
             executor.unadmit()
             return holder
-        try:
-            executor.submit(record.task_id, job, policy, record=record)
-        except ShuttingDown:
-            store.finish(record.task_id, TaskState.LOST, time.time(),
-                         error="TaskLost: the server process began stopping as the task was started")
-            raise
-        except BrokerUnavailable as error:  # nothing will run it: ended, and the start refused
-            try:
-                store.finish(record.task_id, TaskState.LOST, time.time(), error=f"TaskLost: {error}")
-            except StoreUnavailable:
-                log.warning("task %s: not queued, and cannot be recorded lost either", record.task_id)
-            raise
+        _submit_or_end_lost(executor, store, record, job, policy)
         return record.task_id
 
     @cached_property
@@ -335,12 +324,7 @@ class TaskEngine:
             raise NotRetryable(f"task {record.task_id} changed as it was retried (retried or "
                                "dismissed meanwhile)")
         queued = store.get(record.task_id) or record
-        try:
-            executor.submit(record.task_id, job, policy, record=queued, attempt=queued.attempt)
-        except (ShuttingDown, BrokerUnavailable) as error:  # nothing will run it: ended again
-            store.finish(record.task_id, TaskState.LOST, time.time(), error=f"TaskLost: {error}",
-                         attempt=queued.attempt)
-            raise
+        _submit_or_end_lost(executor, store, queued, job, policy, attempt=queued.attempt)
         return queued
 
     def dismiss(self, task_id: str, mode: str | None = None, redis_url: str | None = None,
@@ -388,3 +372,23 @@ class TaskEngine:
         if lost:
             log.warning("recorded %d unfinished task(s) lost at shutdown", len(lost))
         return lost
+
+
+def _submit_or_end_lost(executor: Executor, store: TaskStore, record: TaskRecord, job: Any,
+                        policy: TaskPolicy, attempt: int = 1) -> None:
+    """Submit a queued task's ``attempt`` (1: its start). If nothing will run it (the
+    process is stopping, the broker is away), record it lost and raise that: no caller is
+    left holding the id of a task that stays queued for ever."""
+    try:
+        executor.submit(record.task_id, job, policy, record=record, attempt=attempt)
+    except (ShuttingDown, BrokerUnavailable) as error:
+        why = _STOPPING_AT_START if isinstance(error, ShuttingDown) and attempt == 1 else str(error)
+        try:
+            store.finish(record.task_id, TaskState.LOST, time.time(), error=f"TaskLost: {why}",
+                         attempt=attempt)
+        except StoreUnavailable:
+            log.warning("task %s: not queued, and cannot be recorded lost either", record.task_id)
+        raise
+
+
+_STOPPING_AT_START = "the server process began stopping as the task was started"

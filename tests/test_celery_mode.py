@@ -370,3 +370,28 @@ def test_a_users_own_celery_app_sends_and_runs_ladon_tasks_tasks_beside_its_own(
     own.app.send_task("own.double", args=(21,), queue=own.QUEUE)
     wait_until(lambda: "own.double" in worker.log() and "succeeded" in worker.log().split("own.double")[-1],
                message="the user's own task to run")
+
+
+def test_a_task_the_broker_does_not_take_is_lost_and_so_is_its_retry(redis_url):
+    from conftest import free_port
+
+    from ladon_tasks import BrokerUnavailable
+    from ladon_tasks.listing import TaskQuery
+
+    app = make_app(["lifecycle_service"], mode="celery", redis_url=redis_url,
+                   broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        engine = app.engine
+        store = engine.store()
+        with pytest.raises(BrokerUnavailable):
+            engine.start("LifecycleService.quick", {"payload": {"args": ["nowhere"]}})
+        lost, = store.list_tasks(TaskQuery())
+        assert lost.state.value == "lost" and lost.attempt == 1
+        assert lost.error.startswith("TaskLost: ") and "broker" in lost.error
+        with pytest.raises(BrokerUnavailable):
+            engine.retry(lost.task_id)  # its job was kept, but nothing takes it again
+        again = engine.status(lost.task_id)
+        assert again.state.value == "lost" and again.attempt == 2
+        assert again.error.startswith("TaskLost: ") and "broker" in again.error
+    finally:
+        app.close(grace_period=1)

@@ -51,9 +51,11 @@ class LifecycleService(object):
 
     @ladonize(PORTABLE_STRING, float, rtype=int, tasktype=True)
     def sleeper(self, marker, seconds, **kw):
-        """Sleep ``seconds`` without a word (a task stuck in a call); return its pid."""
-        _mark(marker)
+        """Sleep ``seconds`` without a word (a task stuck in a call); return its pid. Its one
+        report comes before its marker: a cancel sent once the marker is there can only
+        end it by force, never through ``update_progress``."""
         kw["update_progress"](0.1)
+        _mark(marker)
         time.sleep(seconds)
         return os.getpid()
 
