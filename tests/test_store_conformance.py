@@ -410,6 +410,16 @@ def test_a_running_unique_tasks_key_lives_as_long_as_its_record(redis_store, raw
                                          created=time.time(), owner=OWNER), unique="k") == record.task_id
 
 
+def test_this_processs_heartbeat_drops_its_copy_of_the_running_task(redis_store):
+    record = running(redis_store)
+    redis_store.get(record.task_id)
+    wait_until(lambda: redis_store._dismissals.live, message="the store to subscribe")
+    assert redis_store.get(record.task_id).heartbeat < record.created + 60  # kept as a copy
+    beat = time.time() + 60.0
+    redis_store.heartbeat([record.task_id], beat)
+    assert redis_store.get(record.task_id).heartbeat == pytest.approx(beat, abs=1e-6)
+
+
 def test_keys_use_the_prefix(redis_url, raw_redis):
     store = RedisStore(redis_url, key_prefix="myapp")
     try:

@@ -326,6 +326,8 @@ class RedisStore(CoalescedProgress, MethodHistory, TaskIndex, RedisOperations, T
 
     def heartbeat(self, task_ids: list[str], now: float) -> None:
         if task_ids:
+            for task_id in task_ids:  # a write of this process's: its copies are older
+                self.live.forget(task_id)
             keys = [*(self.key(TASK_KEY, task_id) for task_id in task_ids), self.live_index_key]
             self._call("heartbeat", lambda: self._script("heartbeat", keys, [repr(now), self.live_ttl]))
 
