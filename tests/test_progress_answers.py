@@ -218,18 +218,10 @@ def full_way_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return called
 
 
-def ended_task(url: str, user: str | None = None) -> str:
-    root = f"{url}{PREFIX}{user}" if user else url
-    task_id = wsp(root, "chatter", args={"text": "said"})["result"]["task_id"]
-    wait_until(lambda: wsp(root, "chatter_progress", args={"task_id": task_id})["result"]["done"],
-               message="the task to end")
-    return task_id
-
-
 @pytest.mark.parametrize("mode", ["thread", "process"])
 @pytest.mark.parametrize("style", list(STYLES))
 def test_polls_take_the_short_way_and_answer_what_the_full_way_does(app, url, full_way_calls, style):
-    task_id = ended_task(url)
+    task_id = ended_chatter(url, "said")
     for method in ("chatter_progress", "chatter_result", "chatter_cancel"):
         full_way_calls.clear()
         short = ask(url, style, method, task_id)
@@ -244,7 +236,7 @@ def test_polls_take_the_short_way_and_answer_what_the_full_way_does(app, url, fu
 @pytest.mark.parametrize("mode", ["thread"])
 @pytest.mark.parametrize("style", list(STYLES))
 def test_a_dismissal_the_short_way_forgets_the_task(app, url, full_way_calls, style):
-    task_id = ended_task(url)
+    task_id = ended_chatter(url, "said")
     full_way_calls.clear()
     first = meaning(ask(url, style, "chatter_dismiss", task_id))
     assert full_way_calls == []
@@ -256,7 +248,7 @@ def test_a_dismissal_the_short_way_forgets_the_task(app, url, full_way_calls, st
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_the_short_way_answers_the_tasks_own_caller_only(app, url, full_way_calls):
-    task_id = ended_task(url, user="alice")
+    task_id = ended_chatter(f"{url}{PREFIX}alice", "said")
     full_way_calls.clear()
     assert wsp_result(ask(url, "jsonwsp", "chatter_result", task_id, user="alice")) == 4
     for stranger in ("bob", None):
